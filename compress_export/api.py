@@ -1,0 +1,124 @@
+"""The Python API behind the CLI: export (pipeline.run), calibrate, validate a bundle, run the demo."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import verify_bundle
+from .data import LABEL_KEY
+from .errors import UsageError
+from .pipeline import PipelineConfig, RunResult, ValidationSet, compare, export_fp32, load_source, run
+from .ranges import RangeTable
+from .report import Report
+from .specs import Gates, QuantRecipe, TensorSpec
+from .validators.bench import BenchSettings, benchmark_in_subprocess
+from .validators.runtimes import open_runner
+
+__all__ = ["PipelineConfig", "RunResult", "calibrate", "run", "run_demo", "validate_bundle"]
+
+
+def calibrate(model: str, out: Path, *, weights: str | None = None, inputs: tuple[TensorSpec, ...] = (),
+              trust_pickle: bool = False, calib_data: str | None = None, calib_samples: int | None = None,
+              calib_batch: int = 16, random_data: bool = False, recipe: QuantRecipe = QuantRecipe(),
+              progress: bool = True) -> RangeTable:
+    """Ranges for every tensor the QDQ export would quantize, from all of the calibration data."""
+    from .calibrate import calibrate_onnx
+
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    config = PipelineConfig(model=model, targets="onnx-int8", out=out.parent, weights=weights, inputs=inputs,
+                            trust_pickle=trust_pickle, calib_data=calib_data, calib_samples=calib_samples,
+                            calib_batch=calib_batch, random_data=random_data, recipe=recipe, holdout=0.0)
+    source = load_source(config)
+    with tempfile.TemporaryDirectory(prefix="ce-calibrate-") as tmp:
+        data = _calibration_only(config, source.inputs, Path(tmp))
+        fp32 = Path(tmp) / "model.fp32.onnx"
+        export_fp32(source, fp32, next(data.batches()))
+        table = calibrate_onnx(fp32, data, recipe, progress)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        table.save(partial)
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    return table
+
+
+def _calibration_only(config: PipelineConfig, specs, work: Path):
+    from .data import load_npz_data, random_data
+
+    if config.calib_data:
+        return load_npz_data(config.calib_data, specs, config.calib_batch, config.calib_samples)
+    if config.random_data:
+        return random_data(specs, config.calib_samples or config.random_samples, config.calib_batch, config.seed, work)
+    raise UsageError("no calibration data: give --calib-data FILE.npz (or --random-data to use noise)")
+
+
+def validate_bundle(folder: Path, *, max_accuracy_drop: float | None = None, min_cosine: float | None = None,
+                    bench: BenchSettings | None = BenchSettings()) -> Report:
+    """Re-run parity against the bundle's reference outputs (and the benchmark) without the original model."""
+    manifest = verify_bundle(folder)
+    recorded = manifest["gates"]
+    gates = Gates(
+        max_accuracy_drop=recorded["max_accuracy_drop"] if max_accuracy_drop is None else max_accuracy_drop,
+        min_cosine=recorded["min_cosine"] if min_cosine is None else min_cosine,
+    )
+    artifact = manifest["artifact"]
+    path = folder / artifact["path"]
+    with np.load(folder / "reference" / "inputs.npz") as npz:
+        inputs = {key: npz[key] for key in npz.files}
+    with np.load(folder / "reference" / "outputs.npz") as npz:
+        outputs = {key: npz[key] for key in npz.files}
+    labels = inputs.pop(LABEL_KEY, None)
+    validation = _reference_batches(inputs, labels, outputs, batch=16)
+    parity = compare(lambda: open_runner(artifact["runtime"], str(path)), validation)
+    report = Report(
+        target=manifest["target"], gates=gates,
+        artifact={"path": artifact["path"], "size_bytes": path.stat().st_size,
+                  "sha256": manifest["files"][artifact["path"]], "runtime": artifact["runtime"]},
+        parity=parity.parity(), metrics=parity.metrics(), top1_agreement=parity.top1_agreement(),
+        context={"bundle": str(folder), "source": manifest.get("source", {}),
+                 "data": {"validation": {"samples": validation.samples, "origin": "the bundle's reference/ set"}}},
+    )
+    if bench is not None:
+        sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
+        result = benchmark_in_subprocess(artifact["runtime"], path, sample, bench)
+        first = result["by_batch"][str(bench.batches[0])]
+        report.bench = {"candidate": {**first, "batch": bench.batches[0], "by_batch": result["by_batch"],
+                                      "peak_rss_mb": result["peak_rss_mb"], "size_bytes": path.stat().st_size}}
+        recorded_report = folder / "report.json"
+        if recorded_report.is_file():
+            report.bench["recorded"] = json.loads(recorded_report.read_text()).get("bench", {}).get("candidate")
+    return report
+
+
+def _reference_batches(inputs: dict, labels, outputs: dict, batch: int) -> ValidationSet:
+    count = len(next(iter(inputs.values())))
+    batches = []
+    for start in range(0, count, batch):
+        rows = slice(start, start + batch)
+        batches.append(({k: v[rows] for k, v in inputs.items()}, None if labels is None else labels[rows],
+                        {k: v[rows] for k, v in outputs.items()}))
+    return ValidationSet(batches, "reference")
+
+
+def run_demo(out: Path, *, targets: str = "onnx,onnx-int8,onnx-dynamic", calibrator: str = "entropy",
+             bench: BenchSettings | None = BenchSettings(), progress: bool = True) -> RunResult:
+    """The bundled digits CNN through the whole pipeline, on digits it was not trained on."""
+    from .bundle import ensure_writable
+    from .demo.data import write_demo_data
+
+    out = Path(out)
+    ensure_writable(out)
+    calib, val = write_demo_data(out / "data")
+    config = PipelineConfig(
+        model="compress_export.demo.model:digits_cnn", targets=targets, out=out, calib_data=str(calib),
+        val_data=str(val), recipe=QuantRecipe(method=calibrator), bench=bench, progress=progress,
+    )
+    return run(config)

@@ -1,0 +1,128 @@
+"""Bundles: a folder per target, written to a temporary path and renamed into place, with a manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from .errors import BundleIntegrityError, UsageError
+
+MANIFEST = "manifest.json"
+SCHEMA = "compress-export/bundle@1"
+LIBRARIES = ("compress-export", "numpy", "onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tensorrt")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def platform_info() -> dict[str, str]:
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": str(os.cpu_count()),
+    }
+
+
+def ensure_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".ce-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: not writable ({exc.strerror or exc})") from None
+
+
+class BundleWriter:
+    """`with BundleWriter(final) as folder:` fill `folder`; it replaces `final` only on success."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.folder: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.partial-", dir=self.final.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        self.folder.chmod(0o777 & ~umask)
+        return self.folder
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        retired = None
+        if self.final.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-", dir=self.final.parent))
+            os.replace(self.final, retired / "bundle")
+        os.replace(self.folder, self.final)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_manifest(folder: Path, info: dict) -> dict:
+    files = {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = {
+        "schema": SCHEMA,
+        **info,
+        "files": files,
+        "libraries": library_versions(),
+        "platform": platform_info(),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a bundle folder")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder}: no readable {MANIFEST} ({exc})") from None
+    if manifest.get("schema") != SCHEMA:
+        raise UsageError(f"{path}: unknown bundle schema {manifest.get('schema')!r}")
+    return manifest
+
+
+def verify_bundle(folder: Path) -> dict:
+    """The manifest, after checking that every file is present and matches its hash."""
+    manifest = read_manifest(folder)
+    problems = []
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif sha256_file(path) != expected:
+            problems.append(f"{name} does not match its hash")
+    if problems:
+        raise BundleIntegrityError(f"{folder}: bundle refused: {'; '.join(problems)}")
+    return manifest

@@ -1,0 +1,36 @@
+"""Calibrate an FP32 ONNX graph: choose tensors, one streaming pass, ranges by the chosen method."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import onnx
+
+from .bundle import sha256_file
+from .calibration.collector import collect, unquantizable
+from .calibration.methods import compute_ranges
+from .data import CalibrationData
+from .graph import float_activations, select_nodes, with_inferred_shapes
+from .ranges import RangeTable
+from .specs import QuantRecipe
+
+
+def calibrate_onnx(model_path: Path, data: CalibrationData, recipe: QuantRecipe, progress: bool = True) -> RangeTable:
+    from tqdm import tqdm
+
+    model = with_inferred_shapes(onnx.load(str(model_path), load_external_data=False))
+    tensors = float_activations(model, select_nodes(model, recipe))
+    del model
+    with tqdm(total=len(data), unit="sample", desc="calibrating", disable=not progress, file=sys.stderr,
+              leave=False) as bar:
+        stats = collect(model_path, tensors, data, recipe.num_bins, on_batch=bar.update)
+    skipped = unquantizable(stats)
+    usable = {name: hist for name, hist in stats.items() if name not in skipped}
+    return RangeTable(
+        method=recipe.method,
+        ranges=compute_ranges(usable, recipe.method, recipe.percentile),
+        model_sha256=sha256_file(model_path),
+        data_fingerprint=data.fingerprint,
+        skipped=skipped,
+    )

@@ -1,0 +1,279 @@
+"""The command line: a thin layer that builds a config and calls the Python API.
+
+Exit codes: 0 passed, 1 a validation gate failed, 2 usage or input error, 3 missing optional
+dependency or device, 4 conversion/export error, 70 internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    CompressExportError,
+    UsageError,
+)
+from .options import (
+    bench_options,
+    data_options,
+    gate_options,
+    output_options,
+    quant_options,
+    source_options,
+    split_list,
+)
+
+ROOT_HELP = """Compress a trained model, export it for a target, and prove the result.
+
+\b
+  compress-export MODEL --to onnx,onnx-int8,onnx-dynamic --calib-data calib.npz --out dist/
+  compress-export demo
+  compress-export calibrate model.onnx --calib-data calib.npz --out ranges.json
+  compress-export validate dist/onnx-int8
+
+MODEL is a .onnx file, a torch.export .pt2 file, or a factory that returns an nn.Module
+(path/file.py:factory or package.module:factory). Pickled models are refused unless
+--trust-pickle. Run `compress-export export --help` for every option of the main job.
+
+\b
+Exit codes: 0 passed, 1 a gate failed, 2 usage or input error, 3 missing optional
+dependency, 4 export error, 70 internal error, 130 interrupted.
+"""
+
+
+class ModelFirstGroup(click.Group):
+    """`compress-export MODEL --to ...` runs `export`; known words run their subcommand.
+    One error boundary turns our exceptions into one line and a documented exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["export", *args]
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except click.exceptions.Exit as stop:
+            code = stop.exit_code
+        except click.ClickException as error:
+            error.show()
+            code = error.exit_code
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("interrupted: nothing was written in place of the previous bundle", err=True)
+            code = EXIT_INTERRUPTED
+        except CompressExportError as error:
+            click.echo(f"error: {error}", err=True)
+            code = error.exit_code
+        except Exception:
+            traceback.print_exc()
+            click.echo("internal error: this is a bug in compress-export; please report it with the trace above",
+                       err=True)
+            code = EXIT_INTERNAL
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=ModelFirstGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="compress-export")
+def cli() -> None:
+    pass
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=logging.ERROR if quiet else level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+
+
+def _inputs(texts: tuple[str, ...]):
+    from .specs import TensorSpec
+
+    return tuple(TensorSpec.parse(text) for text in texts)
+
+
+def _recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights):
+    from .specs import QuantRecipe
+
+    return QuantRecipe(method=calibrator, percentile=percentile, num_bins=int(num_bins),
+                       per_channel=not per_tensor_weights, include_ops=split_list(include_ops),
+                       exclude_ops=split_list(exclude_ops), exclude_nodes=exclude_nodes)
+
+
+def _bench_settings(bench_batch: str, bench_runs: int, bench_seconds: float, no_bench: bool):
+    from .validators.bench import BenchSettings
+
+    if no_bench:
+        return None
+    try:
+        batches = tuple(int(part) for part in split_list(bench_batch))
+    except ValueError:
+        raise UsageError(f"--bench-batch {bench_batch!r}: expected sizes like 1,32") from None
+    if not batches or min(batches) < 1:
+        raise UsageError("--bench-batch needs positive sizes")
+    return BenchSettings(batches=batches, runs=bench_runs, seconds=bench_seconds)
+
+
+def _print_summary(result, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2))
+    if quiet:
+        return
+    rows = [("target", "result", "quality", "speedup p50", "size", "bundle")]
+    for report, bundle in zip(result.reports, result.bundles, strict=True):
+        label, reference, candidate = report.quality()
+        quality = f"{label} {candidate:.4f}" + (f" (FP32 {reference:.4f})" if label == "accuracy" else "")
+        ratios = report.bench.get("ratios", {})
+        speed = " ".join(f"b{k.removeprefix('speedup_p50_batch')}:{v:.2f}x"
+                         for k, v in ratios.items() if k.startswith("speedup"))
+        size = f"{ratios['size']:.2f}x" if "size" in ratios else f"{report.artifact['size_bytes'] / 1024:.0f} KB"
+        rows.append((report.target, "pass" if report.passed else "FAIL", quality, speed or "-", size, str(bundle)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), err=True)
+    for report in result.reports:
+        for warning in report.warnings:
+            click.echo(f"warning: {report.target}: {warning}", err=True)
+
+
+@cli.command("export")
+@click.argument("model")
+@click.option("--to", "targets", required=True, metavar="TARGETS",
+              help="Comma-separated targets: onnx, onnx-fp16, onnx-int8, onnx-dynamic (`compress-export targets`).")
+@click.option("--out", type=click.Path(file_okay=False), default="dist", show_default=True,
+              help="Bundles are written to OUT/<target>/.")
+@source_options
+@data_options
+@click.option("--val-data", type=click.Path(exists=True), metavar="NPZ|DIR",
+              help="Held-out data for validation (default: a held-out split of --calib-data).")
+@click.option("--holdout", type=click.FloatRange(0.05, 0.9), default=0.2, show_default=True,
+              help="Fraction of --calib-data held out for validation when --val-data is not given.")
+@click.option("--ranges", "ranges_from", type=click.Path(exists=True, dir_okay=False),
+              help="Use this ranges.json instead of calibrating.")
+@quant_options
+@gate_options
+@bench_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and random data.")
+@output_options
+def export_command(model, targets, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
+                   random_data, val_data, holdout, ranges_from, calibrator, percentile, num_bins, include_ops,
+                   exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine, bench_batch,
+                   bench_runs, bench_seconds, no_bench, seed, as_json, verbose, quiet) -> int:
+    """Export MODEL to each target, validate it, and write a bundle per target."""
+    _configure_logging(verbose, quiet)
+    from .pipeline import PipelineConfig, run
+    from .specs import Gates
+
+    config = PipelineConfig(
+        model=model, targets=targets, out=Path(out), weights=weights, inputs=_inputs(inputs),
+        trust_pickle=trust_pickle, calib_data=calib_data, calib_samples=calib_samples, calib_batch=calib_batch,
+        val_data=val_data, holdout=holdout, random_data=random_data, ranges_from=ranges_from,
+        recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
+        gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine),
+        bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), seed=seed, progress=not quiet,
+    )
+    result = run(config)
+    _print_summary(result, as_json, quiet)
+    return result.exit_code
+
+
+@cli.command("calibrate")
+@click.argument("model")
+@click.option("--out", type=click.Path(dir_okay=False), default="ranges.json", show_default=True,
+              help="Where to write the range table.")
+@source_options
+@data_options
+@quant_options
+@output_options
+def calibrate_command(model, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
+                      random_data, calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes,
+                      per_tensor_weights, as_json, verbose, quiet) -> int:
+    """Collect activation statistics in one streaming pass and write ranges.json."""
+    _configure_logging(verbose, quiet)
+    from .api import calibrate
+
+    table = calibrate(
+        model, Path(out), weights=weights, inputs=_inputs(inputs), trust_pickle=trust_pickle, calib_data=calib_data,
+        calib_samples=calib_samples, calib_batch=calib_batch, random_data=random_data,
+        recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
+        progress=not quiet,
+    )
+    if as_json:
+        click.echo(table.to_json())
+    if not quiet:
+        click.echo(f"{len(table.ranges)} tensor ranges ({table.method}) written to {out}", err=True)
+        for name, reason in table.skipped.items():
+            click.echo(f"skipped {name}: {reason}", err=True)
+    return 0
+
+
+@cli.command("validate")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--max-accuracy-drop", type=float, help="Override the bundle's accuracy gate (points).")
+@click.option("--min-cosine", type=float, help="Override the bundle's cosine gate.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report JSON here.")
+@bench_options
+@output_options
+def validate_command(bundle, max_accuracy_drop, min_cosine, report_path, bench_batch, bench_runs, bench_seconds,
+                     no_bench, as_json, verbose, quiet) -> int:
+    """Re-check a bundle: file hashes, parity against its reference outputs, and the benchmark."""
+    _configure_logging(verbose, quiet)
+    from .api import validate_bundle
+
+    report = validate_bundle(Path(bundle), max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine,
+                             bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench))
+    data = report.to_dict()
+    if report_path:
+        Path(report_path).write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    if not quiet:
+        click.echo(report.to_markdown(), err=True)
+    return report.exit_code
+
+
+@cli.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True,
+              help="Where the demo data and bundles go.")
+@click.option("--to", "targets", default="onnx,onnx-int8,onnx-dynamic", show_default=True, help="Targets to build.")
+@click.option("--calibrator", type=click.Choice(("entropy", "minmax", "percentile", "mse")), default="entropy",
+              show_default=True)
+@bench_options
+@output_options
+def demo_command(out, targets, calibrator, bench_batch, bench_runs, bench_seconds, no_bench, as_json, verbose,
+                 quiet) -> int:
+    """The whole job on a small digits CNN that ships inside the package."""
+    _configure_logging(verbose, quiet)
+    from .api import run_demo
+
+    result = run_demo(Path(out), targets=targets, calibrator=calibrator,
+                      bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), progress=not quiet)
+    _print_summary(result, as_json, quiet)
+    return result.exit_code
+
+
+@cli.command("targets")
+def targets_command() -> int:
+    """List the export targets."""
+    from .exporters import TARGETS
+
+    for target in TARGETS.values():
+        click.echo(f"{target.name:14} {target.summary}")
+    return 0
+
+
+def main() -> None:
+    cli.main(prog_name="compress-export")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""ONNX targets: FP32, FP16, static INT8 QDQ from our ranges, dynamic INT8. All validated in onnxruntime."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import ExportError
+from ..graph import nodes_touching, op_types, select_nodes
+from ..specs import Artifact
+from .registry import ExportContext, register
+
+MODEL_FILE = "model.onnx"
+DYNAMIC_OPS = ("MatMul", "Gemm")
+
+
+def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> Artifact:
+    return Artifact(target, MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", notes)
+
+
+def _quiet_ort_logging():
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+
+
+@register("onnx", "FP32 ONNX (the exported graph itself)")
+def export_fp32(ctx: ExportContext) -> Artifact:
+    shutil.copyfile(ctx.fp32_onnx, ctx.bundle_dir / MODEL_FILE)
+    return _artifact(ctx, "onnx")
+
+
+@register("onnx-fp16", "FP16 ONNX with FP32 inputs and outputs")
+def export_fp16(ctx: ExportContext) -> Artifact:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        model = convert_float_to_float16(onnx.load(str(ctx.fp32_onnx)), keep_io_types=True)
+    except Exception as exc:
+        raise ExportError(f"FP16 conversion failed: {exc}") from None
+    onnx.save_model(model, str(ctx.bundle_dir / MODEL_FILE))
+    return _artifact(ctx, "onnx-fp16")
+
+
+@register("onnx-int8", "static INT8 QDQ: per-channel INT8 weights, UINT8 activations from our ranges",
+          needs_ranges=True)
+def export_int8(ctx: ExportContext) -> Artifact:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+
+    model = onnx.load(str(ctx.fp32_onnx))
+    ranges = ctx.ranges
+    selected = [node.name for node in select_nodes(model, ctx.recipe)]
+    kept_float = set(nodes_touching(model, ranges.skipped)) & set(selected)
+    chosen = [name for name in selected if name not in kept_float]
+    if not chosen:
+        raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
+    tensors = TensorsData(
+        CalibrationMethod.MinMax,
+        {
+            name: TensorData(lowest=np.float32(lo), highest=np.float32(hi))
+            for name, (lo, hi) in ranges.ranges.items()
+            if name not in ranges.skipped
+        },
+    )
+    notes = [f"kept in float: {name} (touches a tensor that {_reason(model, name, ranges.skipped)})"
+             for name in sorted(kept_float)]
+    with tempfile.TemporaryDirectory(prefix="ce-qdq-") as tmp:
+        cache = Path(tmp) / "ranges.ort.json"
+        save_tensors_data(tensors, cache)
+        _quiet_ort_logging()
+        try:
+            quantize_static(
+                str(ctx.fp32_onnx), str(ctx.bundle_dir / MODEL_FILE), calibration_data_reader=None,
+                quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types(ctx.recipe),
+                per_channel=ctx.recipe.per_channel, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_quantize=chosen,
+                calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        except Exception as exc:
+            raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
+    notes.insert(0, f"{len(chosen)} nodes quantized ({', '.join(op_types(ctx.recipe))})")
+    return _artifact(ctx, "onnx-int8", tuple(notes))
+
+
+def _reason(model: onnx.ModelProto, node_name: str, skipped: dict[str, str]) -> str:
+    node = next(n for n in model.graph.node if n.name == node_name)
+    for tensor in list(node.input) + list(node.output):
+        if tensor in skipped:
+            return skipped[tensor]
+    return "cannot be quantized"
+
+
+@register("onnx-dynamic", "dynamic INT8: INT8 MatMul/Gemm weights, activations quantized at run time")
+def export_dynamic(ctx: ExportContext) -> Artifact:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    wanted = [op for op in op_types(ctx.recipe) if op in DYNAMIC_OPS] or list(DYNAMIC_OPS)
+    _quiet_ort_logging()
+    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp:
+        # The exporter's value_info can disagree with the quantizer's rewrite of a transposed Gemm
+        # ("Inferred shape and existing shape differ"); it is derived data, re-inferred on load.
+        model = onnx.load(str(ctx.fp32_onnx))
+        del model.graph.value_info[:]
+        stripped = Path(tmp) / "model.onnx"
+        onnx.save_model(model, str(stripped))
+        try:
+            quantize_dynamic(
+                str(stripped), str(ctx.bundle_dir / MODEL_FILE), op_types_to_quantize=wanted,
+                per_channel=ctx.recipe.per_channel, weight_type=QuantType.QInt8,
+            )
+        except Exception as exc:
+            raise ExportError(f"dynamic quantization failed: {type(exc).__name__}: {exc}") from None
+    return _artifact(ctx, "onnx-dynamic", (f"dynamic INT8 on {', '.join(wanted)}; Conv stays FP32",))

@@ -1,0 +1,56 @@
+"""The target registry: small declarative specs registered by decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from ..ranges import RangeTable
+from ..specs import Artifact, QuantRecipe, TensorSpec
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    fp32_onnx: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[str, ...]
+    recipe: QuantRecipe
+    ranges: RangeTable | None
+    bundle_dir: Path
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    summary: str
+    export: Callable[[ExportContext], Artifact]
+    needs_ranges: bool = False
+    extra: str = "core"
+    aliases: tuple[str, ...] = field(default=())
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register(name: str, summary: str, *, needs_ranges: bool = False, extra: str = "core"):
+    def decorate(export: Callable[[ExportContext], Artifact]) -> Callable[[ExportContext], Artifact]:
+        TARGETS[name] = Target(name, summary, export, needs_ranges, extra)
+        return export
+
+    return decorate
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise UsageError(f"unknown target {name!r}; supported: {', '.join(TARGETS)}") from None
+
+
+def parse_targets(text: str) -> list[Target]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError("--to needs at least one target")
+    return [get_target(name) for name in dict.fromkeys(names)]

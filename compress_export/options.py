@@ -1,0 +1,78 @@
+"""Reusable Click options, stacked as decorators on the commands that share them."""
+
+from __future__ import annotations
+
+import click
+
+CALIBRATORS = ("entropy", "minmax", "percentile", "mse")
+
+
+def _stack(*decorators):
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+output_options = _stack(
+    click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report on stdout."),
+    click.option("-v", "--verbose", count=True, help="More detail on stderr (repeat for debug)."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary on stderr."),
+)
+
+source_options = _stack(
+    click.option("--weights", type=click.Path(dir_okay=False),
+                 help="Weights for a factory: .safetensors, or a state_dict .pt read with weights_only=True."),
+    click.option("--input", "inputs", multiple=True, metavar="NAME:1x3x224x224[:DTYPE]",
+                 help="Input name, shape and dtype when the model file does not say (repeatable). "
+                      "Dim 0 is the dynamic batch; a named dim (1xseq) is dynamic too."),
+    click.option("--trust-pickle", is_flag=True,
+                 help="Allow loading pickled PyTorch files. Pickle runs code from the file: only for files you trust."),
+)
+
+data_options = _stack(
+    click.option("--calib-data", type=click.Path(exists=True), metavar="NPZ|DIR",
+                 help=".npz whose keys are input names (optional 'label'), or a folder of them."),
+    click.option("--calib-samples", type=click.IntRange(min=1), help="Use at most this many calibration samples."),
+    click.option("--calib-batch", type=click.IntRange(min=1), default=16, show_default=True,
+                 help="Batch size for calibration and validation passes."),
+    click.option("--random-data", is_flag=True,
+                 help="Calibrate on random noise when no real data exists (reported as such)."),
+)
+
+quant_options = _stack(
+    click.option("--calibrator", type=click.Choice(CALIBRATORS), default="entropy", show_default=True,
+                 help="How activation ranges are chosen from the collected histograms."),
+    click.option("--percentile", type=click.FloatRange(50, 100, min_open=True), default=99.99, show_default=True,
+                 help="Percentile kept by --calibrator percentile."),
+    click.option("--num-bins", type=click.Choice(["512", "1024", "2048", "4096", "8192"]), default="2048",
+                 show_default=True, help="Histogram bins on each side of zero."),
+    click.option("--include-ops", metavar="OPS", help="Op types to quantize, comma separated "
+                 "(default: Conv,ConvTranspose,MatMul,Gemm,Relu,Clip)."),
+    click.option("--exclude-ops", metavar="OPS", help="Op types never to quantize, comma separated."),
+    click.option("--exclude-nodes", metavar="REGEX", help="Keep nodes whose name matches REGEX in float."),
+    click.option("--per-tensor-weights", is_flag=True, help="One weight scale per tensor instead of per channel."),
+)
+
+gate_options = _stack(
+    click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
+                 help="Gate: largest accepted accuracy drop, in points (needs labels)."),
+    click.option("--min-cosine", type=float, default=0.99, show_default=True,
+                 help="Gate: smallest accepted mean cosine similarity per output."),
+)
+
+bench_options = _stack(
+    click.option("--bench-batch", default="1,32", show_default=True, metavar="B1,B2",
+                 help="Batch sizes to benchmark."),
+    click.option("--bench-runs", type=click.IntRange(min=1), default=1000, show_default=True,
+                 help="Most timed runs per batch size (fewer if --bench-seconds runs out)."),
+    click.option("--bench-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+                 help="Time budget per batch size."),
+    click.option("--no-bench", is_flag=True, help="Skip the latency and memory benchmark."),
+)
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else ()

@@ -1,0 +1,354 @@
+"""The whole job: load, export FP32 ONNX, calibrate once, export every target, validate, write bundles."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from . import __version__
+from .bundle import BundleWriter, ensure_writable, sha256_file, write_manifest
+from .calibrate import calibrate_onnx
+from .data import LABEL_KEY, CalibrationData, infer_specs, load_npz_data, random_data
+from .errors import ExportError, UsageError
+from .exporters import ExportContext, Target, parse_targets
+from .ranges import RangeTable
+from .report import Report, plot_tradeoff
+from .sources import LoadedModel, load_model
+from .specs import Gates, QuantRecipe, TensorSpec
+from .validators.bench import BenchSettings, benchmark_in_subprocess
+from .validators.parity import ParityAccumulator
+from .validators.runtimes import open_runner
+
+log = logging.getLogger(__name__)
+REFERENCE_MAX_SAMPLES = 256
+REFERENCE_MAX_BYTES = 8 << 20
+EXPORT_MIN_COSINE = 0.999
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    model: str
+    targets: str
+    out: Path
+    weights: str | None = None
+    inputs: tuple[TensorSpec, ...] = ()
+    trust_pickle: bool = False
+    calib_data: str | None = None
+    calib_samples: int | None = None
+    calib_batch: int = 16
+    val_data: str | None = None
+    holdout: float = 0.2
+    random_data: bool = False
+    random_samples: int = 64
+    ranges_from: str | None = None
+    recipe: QuantRecipe = field(default_factory=QuantRecipe)
+    gates: Gates = field(default_factory=Gates)
+    bench: BenchSettings | None = field(default_factory=BenchSettings)
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class RunResult:
+    reports: list[Report]
+    bundles: list[Path]
+
+    @property
+    def exit_code(self) -> int:
+        return max((report.exit_code for report in self.reports), default=0)
+
+    def summary(self) -> dict:
+        return {
+            "passed": all(report.passed for report in self.reports),
+            "exit_code": self.exit_code,
+            "targets": [
+                {"target": report.target, "passed": report.passed, "bundle": str(bundle), "report": report.to_dict()}
+                for report, bundle in zip(self.reports, self.bundles, strict=True)
+            ],
+        }
+
+
+@dataclass
+class ValidationSet:
+    """Held-out batches with the original model's outputs, computed once per run."""
+
+    batches: list[tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]]
+    origin: str
+
+    @property
+    def samples(self) -> int:
+        return sum(len(labels_or_rows(feeds)) for feeds, _, _ in self.batches)
+
+
+def labels_or_rows(feeds: dict[str, np.ndarray]) -> np.ndarray:
+    return next(iter(feeds.values()))
+
+
+def load_source(config: PipelineConfig) -> LoadedModel:
+    data_path = config.calib_data or config.val_data
+    data_specs = infer_specs(data_path) if data_path and not config.inputs and ":" in config.model else ()
+    model = load_model(config.model, weights=config.weights, inputs=config.inputs, data_specs=data_specs,
+                       trust_pickle=config.trust_pickle)
+    if config.inputs and model.framework == "onnx":
+        log.info("--input ignored: the ONNX file declares its inputs")
+    return model
+
+
+def prepare_data(config: PipelineConfig, specs: tuple[TensorSpec, ...], work: Path
+                 ) -> tuple[CalibrationData, CalibrationData, str]:
+    if config.calib_data:
+        calib = load_npz_data(config.calib_data, specs, config.calib_batch, config.calib_samples)
+    elif config.random_data:
+        calib = random_data(specs, config.calib_samples or config.random_samples, config.calib_batch, config.seed,
+                            work / "random")
+    else:
+        raise UsageError("no calibration data: give --calib-data FILE.npz (or --random-data to use noise)")
+    if config.val_data:
+        val = load_npz_data(config.val_data, specs, config.calib_batch)
+        return calib, val, f"--val-data {config.val_data}"
+    if len(calib) < 2:
+        raise UsageError("need at least 2 samples to hold some out for validation; give --val-data")
+    calib, val = calib.split(config.holdout, config.seed)
+    origin = f"held out {config.holdout:.0%} of the calibration data (seed {config.seed}), not used to calibrate"
+    return calib, val, origin
+
+
+def export_fp32(model: LoadedModel, path: Path, example: dict[str, np.ndarray]) -> None:
+    model.export_onnx(path, example)
+    graph = onnx.load(str(path))
+    _name_unnamed_nodes(graph)
+    try:
+        onnx.checker.check_model(graph)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported ONNX model is invalid: {str(exc).splitlines()[0]}") from None
+    onnx.save_model(graph, str(path))
+
+
+def _name_unnamed_nodes(graph: onnx.ModelProto) -> None:
+    """Node lists and exclusions work by name; give every node a stable one."""
+    taken = {node.name for node in graph.graph.node if node.name}
+    for index, node in enumerate(graph.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+
+
+def reference_outputs(model: LoadedModel, val: CalibrationData, origin: str, progress: bool) -> ValidationSet:
+    from tqdm import tqdm
+
+    batches = []
+    with model.reference_runner() as runner, tqdm(total=len(val), unit="sample", desc="reference outputs",
+                                                  disable=not progress, file=sys.stderr, leave=False) as bar:
+        for batch in val.batches(labels=True):
+            labels = batch.pop(LABEL_KEY, None)
+            batches.append((batch, labels, runner.infer(batch)))
+            bar.update(len(labels_or_rows(batch)))
+    return ValidationSet(batches, origin)
+
+
+def compare(runner_factory, validation: ValidationSet) -> ParityAccumulator:
+    accumulator = None
+    with runner_factory() as runner:
+        for feeds, labels, expected in validation.batches:
+            produced = runner.infer(feeds)
+            missing = [name for name in expected if name not in produced]
+            if missing:
+                raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")
+            accumulator = accumulator or ParityAccumulator(list(expected))
+            accumulator.update(expected, produced, labels)
+    return accumulator
+
+
+def check_export(fp32: Path, validation: ValidationSet) -> dict:
+    first = ValidationSet(validation.batches[:1], validation.origin)
+    parity = compare(lambda: open_runner("onnxruntime", str(fp32)), first).parity()
+    worst = min(stats["cosine"] for stats in parity.values())
+    if not worst >= EXPORT_MIN_COSINE:
+        raise ExportError(f"the FP32 ONNX export disagrees with the original model (cosine {worst:.4f})")
+    return parity
+
+
+def bench_sample(validation: ValidationSet, settings: BenchSettings) -> dict[str, np.ndarray]:
+    feeds = validation.batches[0][0]
+    return {name: value[: max(settings.batches)] for name, value in feeds.items()}
+
+
+def run(config: PipelineConfig) -> RunResult:
+    targets = parse_targets(config.targets)
+    out = Path(config.out)
+    ensure_writable(out)
+    model = load_source(config)
+    with tempfile.TemporaryDirectory(prefix=".ce-work-", dir=out) as tmp:
+        work = Path(tmp)
+        calib, val, origin = prepare_data(config, model.inputs, work)
+        fp32 = work / "model.fp32.onnx"
+        export_fp32(model, fp32, next(calib.batches()))
+        validation = reference_outputs(model, val, origin, config.progress)
+        export_parity = check_export(fp32, validation)
+        ranges = _ranges(config, targets, fp32, calib)
+        reference_bench = _bench(config, "onnxruntime", fp32, validation)
+        context = {
+            "source": model.describe(),
+            "data": {"calibration": calib.describe(), "validation": {**val.describe(), "origin": origin}},
+            "recipe": config.recipe.to_dict(),
+            "export_check": export_parity,
+            "compress_export_version": __version__,
+        }
+        if ranges is not None:
+            context["calibration"] = {"method": ranges.method, "tensors": len(ranges.ranges), "skipped": ranges.skipped}
+        reports, bundles = [], []
+        for target in targets:
+            bundle = out / target.name
+            report = _build_bundle(config, target, model, fp32, ranges, validation, reference_bench, context, bundle)
+            reports.append(report)
+            bundles.append(bundle)
+    result = RunResult(reports, bundles)
+    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    _plot_summary(reports, out / "tradeoff.png")
+    return result
+
+
+def _ranges(config: PipelineConfig, targets: list[Target], fp32: Path, calib: CalibrationData) -> RangeTable | None:
+    if not any(target.needs_ranges for target in targets):
+        return None
+    if config.ranges_from:
+        return RangeTable.load(config.ranges_from)
+    return calibrate_onnx(fp32, calib, config.recipe, config.progress)
+
+
+def _bench(config: PipelineConfig, runtime: str, path: Path, validation: ValidationSet) -> dict | None:
+    if config.bench is None:
+        return None
+    result = benchmark_in_subprocess(runtime, path, bench_sample(validation, config.bench), config.bench)
+    return _flat_bench(result, path.stat().st_size, config.bench)
+
+
+def _flat_bench(result: dict, size_bytes: int, settings: BenchSettings) -> dict:
+    first = result["by_batch"][str(settings.batches[0])]
+    return {**first, "batch": settings.batches[0], "by_batch": result["by_batch"],
+            "peak_rss_mb": result["peak_rss_mb"], "size_bytes": size_bytes}
+
+
+def _ratios(reference: dict, candidate: dict) -> dict:
+    ratios = {"size": candidate["size_bytes"] / reference["size_bytes"],
+              "peak_rss": candidate["peak_rss_mb"] / reference["peak_rss_mb"]}
+    for batch, stats in candidate["by_batch"].items():
+        base = reference["by_batch"].get(batch)
+        if base:
+            ratios[f"speedup_p50_batch{batch}"] = base["p50_ms"] / stats["p50_ms"]
+    return ratios
+
+
+def _build_bundle(config, target, model, fp32, ranges, validation, reference_bench, context, bundle) -> Report:
+    with BundleWriter(bundle) as folder:
+        ctx = ExportContext(fp32, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges, folder)
+        artifact = target.export(ctx)
+        artifact_path = folder / artifact.path
+        parity = compare(lambda: open_runner(artifact.runtime, str(artifact_path)), validation)
+        report = Report(
+            target=target.name,
+            gates=config.gates,
+            artifact={"path": artifact.path, "size_bytes": artifact_path.stat().st_size,
+                      "sha256": sha256_file(artifact_path), "runtime": artifact.runtime},
+            parity=parity.parity(), metrics=parity.metrics(), top1_agreement=parity.top1_agreement(),
+            context=context, notes=list(artifact.notes),
+        )
+        if context["data"]["calibration"]["synthetic"]:
+            report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
+        if reference_bench is not None:
+            candidate = _bench(config, artifact.runtime, artifact_path, validation)
+            report.bench = {"reference": reference_bench, "candidate": candidate,
+                            "ratios": _ratios(reference_bench, candidate)}
+            report.warnings += _speed_warnings(target.name, report.bench["ratios"])
+        if ranges is not None and target.needs_ranges:
+            ranges.save(folder / "ranges.json")
+        _write_reference(folder, validation)
+        _write_reports(folder, report)
+        write_manifest(folder, {
+            "target": target.name,
+            "artifact": {"path": artifact.path, "runtime": artifact.runtime,
+                         "inputs": [spec.to_dict() for spec in artifact.inputs], "outputs": list(artifact.outputs)},
+            "source": model.describe(),
+            "fp32_onnx_sha256": sha256_file(fp32),
+            "data": context["data"],
+            "recipe": config.recipe.to_dict(),
+            "gates": config.gates.to_dict(),
+            "seed": config.seed,
+            "compress_export_version": __version__,
+        })
+    return report
+
+
+def _speed_warnings(target: str, ratios: dict) -> list[str]:
+    warnings = []
+    if target == "onnx":
+        return warnings
+    for key, value in ratios.items():
+        if key.startswith("speedup_p50_batch") and value < 1.0:
+            batch = key.removeprefix("speedup_p50_batch")
+            warnings.append(f"not faster than FP32 at batch {batch} (p50 speedup {value:.2f}x)")
+    return warnings
+
+
+def _write_reference(folder: Path, validation: ValidationSet) -> None:
+    """Held-out inputs with the original model's outputs, for `validate` without the model.
+    Only batches shaped like the first are kept, so that they stack into one array per name."""
+    inputs: dict[str, list] = {}
+    outputs: dict[str, list] = {}
+    first_shapes = {name: value.shape[1:] for name, value in validation.batches[0][0].items()}
+    taken, size = 0, 0
+    for feeds, labels, expected in validation.batches:
+        if {name: value.shape[1:] for name, value in feeds.items()} != first_shapes:
+            continue
+        rows = min(len(labels_or_rows(feeds)), REFERENCE_MAX_SAMPLES - taken)
+        if rows <= 0 or size >= REFERENCE_MAX_BYTES:
+            break
+        for name, value in feeds.items():
+            inputs.setdefault(name, []).append(value[:rows])
+        if labels is not None:
+            inputs.setdefault(LABEL_KEY, []).append(labels[:rows])
+        for name, value in expected.items():
+            outputs.setdefault(name, []).append(value[:rows])
+            size += value[:rows].nbytes
+        taken += rows
+    (folder / "reference").mkdir()
+    np.savez(folder / "reference" / "inputs.npz", **{k: np.concatenate(v) for k, v in inputs.items()})
+    np.savez(folder / "reference" / "outputs.npz", **{k: np.concatenate(v) for k, v in outputs.items()})
+
+
+def _write_reports(folder: Path, report: Report) -> None:
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (folder / "report.md").write_text(report.to_markdown())
+    points = _tradeoff_points([report])
+    if points:
+        plot_tradeoff(points, report.quality()[0], folder / "tradeoff.png")
+
+
+def _tradeoff_points(reports: list[Report]) -> list[tuple[str, float, float]]:
+    points = []
+    for report in reports:
+        label, ref_quality, cand_quality = report.quality()
+        bench = report.bench
+        if not bench or cand_quality is None:
+            continue
+        batch = str(max(int(b) for b in bench["candidate"]["by_batch"]))
+        if not points:
+            points.append(("FP32", bench["reference"]["by_batch"][batch]["p50_ms"], ref_quality))
+        points.append((report.target, bench["candidate"]["by_batch"][batch]["p50_ms"], cand_quality))
+    return points
+
+
+def _plot_summary(reports: list[Report], path: Path) -> None:
+    points = _tradeoff_points(reports)
+    if points:
+        plot_tradeoff(points, reports[0].quality()[0], path)

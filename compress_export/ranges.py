@@ -1,0 +1,64 @@
+"""RangeTable: the calibrated (lo, hi) range of every activation tensor, as `ranges.json`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+SCHEMA = "compress-export/ranges@1"
+
+
+@dataclass(frozen=True)
+class RangeTable:
+    method: str
+    ranges: dict[str, tuple[float, float]]
+    model_sha256: str = ""
+    data_fingerprint: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in self.ranges.items():
+            if not lo <= hi:
+                raise ValueError(f"range of {name!r} is empty: ({lo}, {hi})")
+
+    def amax(self, name: str) -> float:
+        lo, hi = self.ranges[name]
+        return max(abs(lo), abs(hi))
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "method": self.method,
+            "model_sha256": self.model_sha256,
+            "data_fingerprint": self.data_fingerprint,
+            "ranges": {name: [float(lo), float(hi)] for name, (lo, hi) in sorted(self.ranges.items())},
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RangeTable:
+        if data.get("schema") != SCHEMA:
+            raise UsageError(f"not a compress-export range table (schema {data.get('schema')!r})")
+        return cls(
+            method=data["method"],
+            ranges={name: (float(lo), float(hi)) for name, (lo, hi) in data["ranges"].items()},
+            model_sha256=data.get("model_sha256", ""),
+            data_fingerprint=data.get("data_fingerprint", ""),
+            skipped=dict(data.get("skipped", {})),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> RangeTable:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"cannot read range table {path}: {exc}") from None

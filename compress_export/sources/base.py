@@ -1,0 +1,44 @@
+"""What every loaded model offers the pipeline: its inputs, an FP32 ONNX export, a reference runner."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from ..specs import TensorSpec
+from ..validators.runner import Runner
+
+
+def sha256_of(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class LoadedModel(ABC):
+    framework = "unknown"
+
+    def __init__(self, description: str, sha256: str, inputs: tuple[TensorSpec, ...]):
+        self.description = description
+        self.sha256 = sha256
+        self.inputs = inputs
+
+    @abstractmethod
+    def export_onnx(self, path: Path, example: dict) -> None:
+        """Write the FP32 ONNX model (one file, dynamic batch) to `path`."""
+
+    @abstractmethod
+    def reference_runner(self) -> Runner:
+        """A runner of the original model, the ground truth for parity."""
+
+    def describe(self) -> dict:
+        return {
+            "model": self.description,
+            "framework": self.framework,
+            "sha256": self.sha256,
+            "inputs": [spec.to_dict() for spec in self.inputs],
+        }

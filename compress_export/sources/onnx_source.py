@@ -1,0 +1,75 @@
+"""ONNX models: read with onnx, checked, and run by onnxruntime as their own reference."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import onnx
+
+from ..errors import UsageError
+from ..specs import TensorSpec
+from ..validators.runner import OnnxRuntimeRunner, Runner
+from .base import LoadedModel, sha256_of
+
+_ONNX_TO_NUMPY = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.BOOL: "bool",
+}
+
+
+def read_onnx(path: Path) -> onnx.ModelProto:
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise UsageError(f"{path}: not a readable ONNX model, the file may be corrupt or truncated ({exc})") from None
+    if not model.graph.node:
+        raise UsageError(f"{path}: the ONNX file holds no graph (corrupt or truncated?)")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UsageError(f"{path}: invalid ONNX model ({first})") from None
+    return model
+
+
+def onnx_input_specs(model: onnx.ModelProto) -> tuple[TensorSpec, ...]:
+    initializers = {init.name for init in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(
+            dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or f"{value.name}_dim{axis}")
+            for axis, dim in enumerate(tensor.shape.dim)
+        )
+        specs.append(TensorSpec(value.name, dims, _ONNX_TO_NUMPY.get(tensor.elem_type, "float32")))
+    return tuple(specs)
+
+
+class OnnxModel(LoadedModel):
+    framework = "onnx"
+
+    def __init__(self, path: Path):
+        model = read_onnx(path)
+        super().__init__(str(path), sha256_of(path), onnx_input_specs(model))
+        self.path = path
+        self.uses_external_data = any(
+            onnx.external_data_helper.uses_external_data(init) for init in model.graph.initializer
+        )
+
+    def export_onnx(self, path: Path, example: dict) -> None:
+        if self.uses_external_data:
+            onnx.save_model(onnx.load(str(self.path)), str(path), save_as_external_data=False)
+        else:
+            shutil.copyfile(self.path, path)
+
+    def reference_runner(self) -> Runner:
+        return OnnxRuntimeRunner(str(self.path))

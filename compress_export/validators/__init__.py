@@ -1,0 +1,1 @@
+"""Validation: one runner interface for every backend, a stateless comparator, a benchmark."""

@@ -1,0 +1,72 @@
+"""Latency, throughput and peak memory, each artifact measured in a process of its own."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batches: tuple[int, ...] = (1, 32)
+    warmup: int = 3
+    runs: int = 1000
+    seconds: float = 2.0
+    min_runs: int = 5
+    threads: int | None = None
+
+
+def percentile_ms(sorted_ms: Sequence[float], p: float) -> float:
+    """trtexec's rule: of N sorted samples drop floor((1 - p/100) * N) from the top, take the next."""
+    n = len(sorted_ms)
+    drop = math.floor((1.0 - p / 100.0) * n)
+    return float(sorted_ms[max(n - drop - 1, 0)])
+
+
+def summarize(times_ms: Sequence[float], batch: int) -> dict:
+    ordered = sorted(times_ms)
+    result = {f"p{p}_ms": percentile_ms(ordered, p) for p in PERCENTILES}
+    mean = float(np.mean(ordered))
+    result.update(mean_ms=mean, throughput_per_s=batch * 1000.0 / mean if mean > 0 else 0.0, runs=len(ordered))
+    return result
+
+
+def tile_batch(sample: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """A feed of `batch` rows made by repeating real held-out rows."""
+    out = {}
+    for name, value in sample.items():
+        reps = math.ceil(batch / value.shape[0])
+        out[name] = np.concatenate([value] * reps)[:batch]
+    return out
+
+
+def benchmark_in_subprocess(runtime: str, model_path: Path, sample: dict[str, np.ndarray],
+                            settings: BenchSettings) -> dict:
+    """Run `compress_export.validators.bench_worker` on the artifact and return its JSON."""
+    with tempfile.TemporaryDirectory(prefix="ce-bench-") as tmp:
+        feeds = Path(tmp) / "feeds.npz"
+        np.savez(feeds, **sample)
+        command = [
+            sys.executable, "-m", "compress_export.validators.bench_worker", runtime, str(model_path), str(feeds),
+            "--batches", ",".join(map(str, settings.batches)), "--warmup", str(settings.warmup),
+            "--runs", str(settings.runs), "--seconds", str(settings.seconds), "--min-runs", str(settings.min_runs),
+        ]
+        if settings.threads:
+            command += ["--threads", str(settings.threads)]
+        done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"benchmark of {model_path.name} failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

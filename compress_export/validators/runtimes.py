@@ -1,0 +1,17 @@
+"""Which runner opens an artifact, by the runtime named in its manifest."""
+
+from __future__ import annotations
+
+from .runner import Runner
+
+RUNTIMES = ("onnxruntime",)
+
+
+def open_runner(runtime: str, path: str, threads: int | None = None) -> Runner:
+    if runtime == "onnxruntime":
+        from .runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, threads)
+    from ..errors import UsageError
+
+    raise UsageError(f"no runner for runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
