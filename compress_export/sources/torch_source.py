@@ -69,7 +69,8 @@ class TorchModel(LoadedModel):
         super().__init__(description, sha256, inputs)
         self.module = module
         self.exported = exported
-        self.by_keyword = _accepts_keywords(module, [spec.name for spec in inputs])
+        # An ExportedProgram's module takes its inputs positionally, in the program's order.
+        self.by_keyword = exported is None and _accepts_keywords(module, [spec.name for spec in inputs])
 
     def reference_runner(self) -> Runner:
         return TorchRunner(self.module, self.inputs, self.by_keyword)

@@ -31,7 +31,7 @@ class BenchSettings:
 def percentile_ms(sorted_ms: Sequence[float], p: float) -> float:
     """trtexec's rule: of N sorted samples drop floor((1 - p/100) * N) from the top, take the next."""
     n = len(sorted_ms)
-    drop = math.floor((1.0 - p / 100.0) * n)
+    drop = math.floor((100.0 - p) * n / 100.0 + 1e-9)  # (1 - 0.9) * 100 is 9.999... in binary floating point
     return float(sorted_ms[max(n - drop - 1, 0)])
 
 

@@ -1,0 +1,65 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DIGITS_FACTORY = "compress_export.demo.model:digits_cnn"
+
+MASKED_ATTENTION = '''
+import torch
+
+
+class MaskedAttention(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.q, self.k, self.v = (torch.nn.Linear(16, 16) for _ in range(3))
+
+    def forward(self, x, mask):
+        scores = self.q(x) @ self.k(x).transpose(-1, -2)
+        scores = scores + (1.0 - mask[:, None, :]) * torch.finfo(torch.float32).min
+        return torch.softmax(scores, -1) @ self.v(x)
+
+
+def factory():
+    return MaskedAttention().eval()
+'''
+
+
+@pytest.fixture(scope="session")
+def digits_data(tmp_path_factory):
+    from compress_export.demo.data import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("digits"))
+
+
+@pytest.fixture(scope="session")
+def digits_onnx(tmp_path_factory, digits_data):
+    from compress_export.pipeline import export_fp32
+    from compress_export.sources import load_model
+    from compress_export.specs import TensorSpec
+
+    model = load_model(DIGITS_FACTORY, inputs=(TensorSpec("image", ("batch", 1, 8, 8)),))
+    path = tmp_path_factory.mktemp("digits-onnx") / "digits.onnx"
+    with np.load(digits_data[0]) as npz:
+        export_fp32(model, path, {"image": npz["image"][:4]})
+    return path
+
+
+@pytest.fixture(scope="session")
+def masked_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("masked")
+    (folder / "masked.py").write_text(MASKED_ATTENTION)
+    rng = np.random.default_rng(0)
+    mask = np.ones((64, 6), np.float32)
+    mask[::2, 4:] = 0.0
+    np.savez(folder / "data.npz", x=rng.normal(size=(64, 6, 16)).astype(np.float32), mask=mask)
+    return f"{folder / 'masked.py'}:factory", folder / "data.npz"
+
+
+def bundle_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())

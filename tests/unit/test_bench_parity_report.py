@@ -1,0 +1,86 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from compress_export.report import Report
+from compress_export.specs import Gates
+from compress_export.validators.bench import percentile_ms, summarize, tile_batch
+from compress_export.validators.parity import OutputParity, ParityAccumulator, cosine_rows, sqnr_db
+
+
+def test_trtexec_percentile_rule():
+    samples = [float(i) for i in range(1, 101)]  # 1..100
+    assert percentile_ms(samples, 50) == 50.0
+    assert percentile_ms(samples, 99) == 99.0
+    assert percentile_ms(samples, 90) == 90.0
+    assert percentile_ms([5.0, 7.0, 9.0], 99) == 9.0  # floor(0.03) = 0 dropped
+    assert percentile_ms(sorted([3.0] * 9 + [100.0]), 90) == 3.0  # drops exactly one
+
+
+def test_summary_has_throughput_from_mean():
+    result = summarize([2.0, 2.0, 4.0], batch=8)
+    assert result["mean_ms"] == pytest.approx(8 / 3)
+    assert result["throughput_per_s"] == pytest.approx(8 * 1000 / (8 / 3))
+    assert result["runs"] == 3
+
+
+def test_tile_batch_repeats_real_rows():
+    sample = {"x": np.arange(3)[:, None]}
+    assert tile_batch(sample, 7)["x"].ravel().tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_cosine_and_sqnr_known_values():
+    a = np.array([[1.0, 0.0], [0.0, 0.0]])
+    b = np.array([[0.0, 1.0], [0.0, 0.0]])
+    assert cosine_rows(a, b).tolist() == [0.0, 1.0]
+    assert sqnr_db(100.0, 1.0) == pytest.approx(20.0)
+    assert math.isinf(sqnr_db(1.0, 0.0))
+
+
+def test_output_parity_statistics():
+    stats = OutputParity()
+    reference = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+    stats.update(reference, reference + np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.0]]))
+    result = stats.result()
+    assert result["max_abs"] == 0.5
+    assert result["mean_abs"] == pytest.approx(0.5 / 6)
+    assert result["top1_agreement"] == 1.0
+    assert result["sqnr_db"] == pytest.approx(10 * np.log10(28 / 0.25))
+
+
+def test_accuracy_from_labels_and_disagreement():
+    acc = ParityAccumulator(["logits"])
+    reference = {"logits": np.array([[2.0, 1.0], [0.0, 1.0], [3.0, 0.0]])}
+    candidate = {"logits": np.array([[2.0, 1.0], [1.0, 0.0], [3.0, 0.0]])}
+    acc.update(reference, candidate, np.array([0, 1, 1]))
+    assert acc.metrics()["reference"]["accuracy"] == pytest.approx(2 / 3)
+    assert acc.metrics()["candidate"]["accuracy"] == pytest.approx(1 / 3)
+    assert acc.top1_agreement() == pytest.approx(2 / 3)
+
+
+def _report(cosine, ref_acc=None, cand_acc=None, gates=Gates()):
+    metrics = {}
+    if ref_acc is not None:
+        metrics = {"reference": {"accuracy": ref_acc}, "candidate": {"accuracy": cand_acc}}
+    return Report("onnx-int8", gates, {"path": "model.onnx"},
+                  parity={"y": {"cosine": cosine, "max_abs": 0.1, "mean_abs": 0.01, "sqnr_db": math.inf}},
+                  metrics=metrics)
+
+
+def test_gates_decide_the_exit_code():
+    assert _report(0.999).exit_code == 0
+    assert _report(0.98).exit_code == 1
+    assert _report(0.999, 0.95, 0.935).exit_code == 1  # 1.5 points > 1.0
+    assert _report(0.999, 0.95, 0.941).exit_code == 0
+    assert _report(0.999, 0.95, 0.935, Gates(max_accuracy_drop=2.0)).passed
+
+
+def test_report_says_which_tolerance_would_have_passed_and_is_strict_json():
+    report = _report(0.97, 0.95, 0.93)
+    assert report.would_pass_with()["min_cosine"] == 0.97
+    assert report.would_pass_with()["max_accuracy_drop"] == pytest.approx(2.0)
+    text = json.dumps(report.to_dict(), allow_nan=False)
+    assert json.loads(text)["parity"]["y"]["sqnr_db"] is None
+    assert "FAIL" in report.to_markdown()

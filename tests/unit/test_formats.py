@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pytest
+
+from compress_export.bundle import BundleWriter, verify_bundle, write_manifest
+from compress_export.data import infer_specs, load_npz_data
+from compress_export.errors import BundleIntegrityError, UsageError
+from compress_export.ranges import RangeTable
+from compress_export.specs import TensorSpec
+
+
+def test_range_table_round_trip(tmp_path):
+    table = RangeTable("entropy", {"b": (-1.5, 2.0), "a": (0.0, 6.25)}, "abc", "def", {"mask": "huge"})
+    table.save(tmp_path / "ranges.json")
+    loaded = RangeTable.load(tmp_path / "ranges.json")
+    assert loaded == table
+    assert loaded.amax("b") == 2.0
+    assert list(json.loads((tmp_path / "ranges.json").read_text())["ranges"]) == ["a", "b"]
+
+
+def test_range_table_rejects_foreign_json(tmp_path):
+    (tmp_path / "x.json").write_text('{"ranges": {}}')
+    with pytest.raises(UsageError, match="not a compress-export range table"):
+        RangeTable.load(tmp_path / "x.json")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("image:1x3x224x224", TensorSpec("image", ("batch", 3, 224, 224), "float32")),
+        ("ids:1xseq:int64", TensorSpec("ids", ("batch", "seq"), "int64")),
+    ],
+)
+def test_input_spec_parsing(text, expected):
+    assert TensorSpec.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["image", "image:1x3:complex", "image:1x-3", ":1x3"])
+def test_bad_input_specs_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        TensorSpec.parse(text)
+
+
+SPEC = (TensorSpec("x", ("batch", 4), "float32"),)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_uneven_last_batch_and_varying_files(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _npz(folder / "a.npz", ids=np.zeros((5, 7), np.int32))
+    _npz(folder / "b.npz", ids=np.zeros((3, 9), np.int32))
+    specs = infer_specs(folder)
+    assert specs == (TensorSpec("ids", ("batch", "ids_dim1"), "int64"),)
+    data = load_npz_data(folder, specs, batch_size=2)
+    shapes = [batch["ids"].shape for batch in data.batches()]
+    assert shapes == [(2, 7), (2, 7), (1, 7), (2, 9), (1, 9)]
+    assert all(batch["ids"].dtype == np.int64 for batch in data.batches())
+    assert len(data) == 8
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    path = _npz(tmp_path / "d.npz", x=np.arange(40, dtype=np.float32).reshape(10, 4))
+    data = load_npz_data(path, SPEC, batch_size=4)
+    keep, hold = data.split(0.3, seed=5)
+    again_keep, again_hold = data.split(0.3, seed=5)
+    assert keep == again_keep and hold == again_hold
+    assert len(hold) == 3 and len(keep) == 7
+    assert not set(keep.shards[0].indices) & set(hold.shards[0].indices)
+    assert keep.fingerprint != hold.fingerprint
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"y": np.zeros((2, 4), np.float32)}, "missing input 'x'"),
+        ({"x": np.zeros((2, 5), np.float32)}, "expects"),
+        ({"x": np.zeros((2, 4, 1), np.float32)}, "rank 2"),
+        ({"x": np.zeros((2, 4), np.complex64)}, "complex64"),
+        ({"x": np.array([[0, 1, np.nan, 2]], np.float32)}, "NaN or Inf"),
+        ({"x": np.array([[0, 1, np.inf, 2]], np.float32)}, "NaN or Inf"),
+        ({"x": np.zeros((0, 4), np.float32)}, "no samples"),
+        ({"x": np.zeros((2, 4), np.float32), "label": np.zeros(3)}, "disagree"),
+    ],
+)
+def test_bad_data_is_a_clear_usage_error(tmp_path, arrays, message):
+    path = _npz(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(UsageError, match=message):
+        load_npz_data(path, SPEC)
+
+
+def test_not_an_npz_file(tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(UsageError, match="not a readable .npz"):
+        load_npz_data(path, SPEC)
+
+
+def test_bundle_writer_keeps_previous_bundle_on_failure(tmp_path):
+    final = tmp_path / "onnx-int8"
+    with BundleWriter(final) as folder:
+        (folder / "model.onnx").write_text("v1")
+    with pytest.raises(KeyboardInterrupt), BundleWriter(final) as folder:
+        (folder / "model.onnx").write_text("half")
+        raise KeyboardInterrupt
+    assert (final / "model.onnx").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx-int8"]
+
+
+def test_bundle_writer_replaces_on_success(tmp_path):
+    final = tmp_path / "b"
+    for version in ("v1", "v2"):
+        with BundleWriter(final) as folder:
+            (folder / "f.txt").write_text(version)
+    assert (final / "f.txt").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_manifest_hashes_and_tamper_detection(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"weights")
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "inputs.npz").write_bytes(b"inputs")
+    manifest = write_manifest(tmp_path, {"target": "onnx"})
+    assert set(manifest["files"]) == {"model.onnx", "reference/inputs.npz"}
+    assert verify_bundle(tmp_path)["target"] == "onnx"
+    (tmp_path / "model.onnx").write_bytes(b"weightz")
+    with pytest.raises(BundleIntegrityError, match="model.onnx does not match its hash"):
+        verify_bundle(tmp_path)
+    (tmp_path / "reference" / "inputs.npz").unlink()
+    with pytest.raises(BundleIntegrityError, match="missing"):
+        verify_bundle(tmp_path)
