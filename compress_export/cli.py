@@ -168,7 +168,12 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
                    random_data, val_data, holdout, ranges_from, calibrator, percentile, num_bins, include_ops,
                    exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine, bench_batch,
                    bench_runs, bench_seconds, no_bench, seed, as_json, verbose, quiet) -> int:
-    """Export MODEL to each target, validate it, and write a bundle per target."""
+    """Export MODEL to each target, validate it, and write a bundle per target.
+
+    MODEL is a .onnx file, a torch.export .pt2 file, or path/file.py:factory / package.module:factory
+    returning an nn.Module. Loading never runs code from a model or weights file: pickled files are
+    refused unless --trust-pickle (unpickling runs code). A factory is Python you name, and runs.
+    """
     _configure_logging(verbose, quiet)
     from .pipeline import PipelineConfig, run
     from .specs import Gates

@@ -93,7 +93,8 @@ def labels_or_rows(feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 def load_source(config: PipelineConfig) -> LoadedModel:
     data_path = config.calib_data or config.val_data
-    data_specs = infer_specs(data_path) if data_path and not config.inputs and ":" in config.model else ()
+    carries_specs = Path(config.model).suffix in (".onnx", ".pt2")
+    data_specs = infer_specs(data_path) if data_path and not config.inputs and not carries_specs else ()
     model = load_model(config.model, weights=config.weights, inputs=config.inputs, data_specs=data_specs,
                        trust_pickle=config.trust_pickle)
     if config.inputs and model.framework == "onnx":

@@ -1,0 +1,209 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from compress_export.cli import cli
+from tests.conftest import DIGITS_FACTORY
+
+COMMANDS = [[], ["export"], ["calibrate"], ["validate"], ["demo"], ["targets"]]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_every_command_has_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_help_mentions_pickle_safety_and_exit_codes():
+    assert "--trust-pickle" in invoke("--help").output
+    export_help = " ".join(invoke("export", "--help").output.split())
+    assert "Pickle runs code" in export_help and "never runs code from a model" in export_help
+    assert "130 interrupted" in invoke("--help").output
+
+
+def test_help_imports_no_heavy_framework():
+    code = ("import sys; from compress_export.cli import main; sys.argv=['compress-export','--help'];\n"
+            "try: main()\nexcept SystemExit: pass\n"
+            "heavy = [m for m in ('torch','onnx','onnxruntime','numpy','tensorflow','matplotlib') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_targets_lists_onnx_targets():
+    output = invoke("targets").output
+    for name in ("onnx", "onnx-fp16", "onnx-int8", "onnx-dynamic"):
+        assert name in output
+
+
+def _assert_one_line_error(result, code, fragment):
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines and fragment in lines[-1], result.output
+    assert "Traceback" not in result.output
+
+
+def test_root_takes_the_model_and_writes_json(tmp_path, digits_onnx, digits_data):
+    calib, val = digits_data
+    result = invoke(digits_onnx, "--to", "onnx-int8", "--calib-data", calib, "--val-data", val,
+                    "--out", tmp_path / "out", "--no-bench", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["passed"] is True
+    assert summary["targets"][0]["report"]["target"] == "onnx-int8"
+
+
+def test_failed_gate_exits_1(tmp_path, digits_onnx, digits_data):
+    calib, val = digits_data
+    result = invoke(digits_onnx, "--to", "onnx-int8", "--calib-data", calib, "--val-data", val,
+                    "--out", tmp_path / "out", "--no-bench", "-q", "--min-cosine", "0.9999999")
+    assert result.exit_code == 1, result.output
+    report = json.loads((tmp_path / "out" / "onnx-int8" / "report.json").read_text())
+    assert report["passed"] is False and report["exit_code"] == 1
+
+
+def test_calibrate_writes_ranges(tmp_path, digits_onnx, digits_data):
+    out = tmp_path / "ranges.json"
+    result = invoke("calibrate", digits_onnx, "--calib-data", digits_data[0], "--calibrator", "percentile",
+                    "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    table = json.loads(out.read_text())
+    assert table["method"] == "percentile" and len(table["ranges"]) >= 4
+
+
+def test_validate_command_passes_then_refuses_a_tampered_bundle(tmp_path, digits_onnx, digits_data):
+    calib, val = digits_data
+    assert invoke(digits_onnx, "--to", "onnx", "--calib-data", calib, "--val-data", val,
+                  "--out", tmp_path / "out", "--no-bench", "-q").exit_code == 0
+    bundle = tmp_path / "out" / "onnx"
+    moved = tmp_path / "elsewhere"
+    bundle.rename(moved)
+    result = invoke("validate", moved, "--no-bench", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] is True
+    with open(moved / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    _assert_one_line_error(invoke("validate", moved, "--no-bench", "-q"), 2, "does not match its hash")
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, digits_onnx, digits_data):
+    good = digits_onnx.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(good[: len(good) // 2])
+    (tmp_path / "corrupt.onnx").write_bytes(os.urandom(2048))
+    images = np.load(digits_data[0])["image"]
+    np.savez(tmp_path / "missing.npz", pixels=images)
+    np.savez(tmp_path / "shape.npz", image=images[:, :, :4, :])
+    np.savez(tmp_path / "dtype.npz", image=images.astype(np.complex64))
+    nan = images.copy()
+    nan[3, 0, 2, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", image=nan)
+    inf = images.copy()
+    inf[0, 0, 0, 0] = np.inf
+    np.savez(tmp_path / "inf.npz", image=inf)
+    np.savez(tmp_path / "empty.npz", image=images[:0])
+    (tmp_path / "a-file").write_text("x")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "model, data, extra, code, fragment",
+    [
+        ("nothere.onnx", "calib", [], 2, "no such file"),
+        ("truncated.onnx", "calib", [], 2, "corrupt or truncated"),
+        ("corrupt.onnx", "calib", [], 2, "corrupt or truncated"),
+        ("good", "missing.npz", [], 2, "missing input 'image'"),
+        ("good", "shape.npz", [], 2, "the model expects"),
+        ("good", "dtype.npz", [], 2, "complex64"),
+        ("good", "nan.npz", [], 2, "NaN or Inf"),
+        ("good", "inf.npz", [], 2, "NaN or Inf"),
+        ("good", "empty.npz", [], 2, "no samples"),
+        ("good", "calib", ["--to", "onnx-int9"], 2, "unknown target 'onnx-int9'"),
+        ("good", "calib", ["--out", "a-file/sub"], 2, "not writable"),
+        ("good", None, [], 2, "no calibration data"),
+        ("factory", "calib", ["--weights", "nothere.safetensors"], 2, "no such file"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(bad_inputs, digits_onnx, digits_data, model, data, extra, code,
+                                                fragment):
+    model_arg = {"good": digits_onnx, "factory": DIGITS_FACTORY}.get(model, bad_inputs / model)
+    args = [model_arg]
+    if "--to" not in extra:
+        args += ["--to", "onnx-int8"]
+    if data:
+        args += ["--calib-data", digits_data[0] if data == "calib" else bad_inputs / data]
+    if "--out" in extra:
+        extra = ["--out", bad_inputs / extra[1]]
+    else:
+        args += ["--out", bad_inputs / "out"]
+    result = invoke(*args, *extra, "--no-bench", "-q")
+    _assert_one_line_error(result, code, fragment)
+    assert not (bad_inputs / "out" / "onnx-int8").exists()
+
+
+def test_pickled_model_needs_trust_pickle(tmp_path, digits_data):
+    import torch
+
+    from compress_export.demo.model import digits_cnn
+
+    path = tmp_path / "whole.pt"
+    torch.save(digits_cnn(), path)
+    calib, val = digits_data
+    common = ["--to", "onnx", "--calib-data", calib, "--val-data", val, "--out", tmp_path / "out", "--no-bench", "-q"]
+    _assert_one_line_error(invoke(path, *common), 2, "pickle")
+    assert invoke(path, *common, "--trust-pickle").exit_code == 0
+
+    state = tmp_path / "state.pt"
+    torch.save(digits_cnn().state_dict(), state)
+    _assert_one_line_error(invoke(state, *common), 2, "state_dict")
+    assert invoke(DIGITS_FACTORY, *common, "--weights", state).exit_code == 0
+
+
+def test_ctrl_c_during_calibration_leaves_previous_bundle_intact(tmp_path, digits_onnx, digits_data):
+    calib, val = digits_data
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "compress_export", str(digits_onnx), "--to", "onnx-int8", "--val-data", str(val),
+            "--out", str(out), "--no-bench"]
+    subprocess.run(base + ["--calib-data", str(calib), "-q"], check=True)
+    before = (out / "onnx-int8" / "model.onnx").read_bytes()
+
+    images = np.load(calib)["image"]
+    big = tmp_path / "big.npz"
+    np.savez(big, image=np.concatenate([images] * 150))
+    process = subprocess.Popen(base + ["--calib-data", str(big), "--calib-batch", "1"], stderr=subprocess.PIPE,
+                               text=True)
+    seen = ""
+    deadline = time.time() + 120
+    while "calibrating" not in seen and time.time() < deadline:
+        seen += process.stderr.read(1)
+    assert "calibrating" in seen
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, seen + rest
+    assert "Traceback" not in rest
+    assert (out / "onnx-int8" / "model.onnx").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["onnx-int8", "summary.json", "tradeoff.png"] or \
+        sorted(p.name for p in out.iterdir()) == ["onnx-int8", "summary.json"]
+
+
+def test_demo_runs_the_whole_job(tmp_path):
+    result = invoke("demo", "--out", tmp_path / "demo", "--no-bench", "-q", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [t["target"] for t in summary["targets"]] == ["onnx", "onnx-int8", "onnx-dynamic"]
+    for target in summary["targets"]:
+        accuracy = target["report"]["metrics"]
+        assert accuracy["reference"]["accuracy"] - accuracy["candidate"]["accuracy"] <= 0.005

