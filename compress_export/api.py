@@ -11,7 +11,7 @@ import numpy as np
 from .bundle import verify_bundle
 from .data import LABEL_KEY
 from .errors import UsageError
-from .pipeline import PipelineConfig, RunResult, ValidationSet, compare, export_fp32, load_source, run
+from .pipeline import PipelineConfig, RunResult, ValidationSet, compare, export_fp32, flat_bench, load_source, run
 from .ranges import RangeTable
 from .report import Report
 from .specs import Gates, QuantRecipe, TensorSpec
@@ -89,9 +89,7 @@ def validate_bundle(folder: Path, *, max_accuracy_drop: float | None = None, min
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
         result = benchmark_in_subprocess(artifact["runtime"], path, sample, bench)
-        first = result["by_batch"][str(bench.batches[0])]
-        report.bench = {"candidate": {**first, "batch": bench.batches[0], "by_batch": result["by_batch"],
-                                      "peak_rss_mb": result["peak_rss_mb"], "size_bytes": path.stat().st_size}}
+        report.bench = {"candidate": flat_bench(result, path.stat().st_size, bench)}
         recorded_report = folder / "report.json"
         if recorded_report.is_file():
             report.bench["recorded"] = json.loads(recorded_report.read_text()).get("bench", {}).get("candidate")

@@ -197,7 +197,10 @@ def run(config: PipelineConfig) -> RunResult:
         validation = reference_outputs(model, val, origin, config.progress)
         export_parity = check_export(fp32, validation)
         ranges = _ranges(config, targets, fp32, calib)
-        reference_bench = _bench(config, "onnxruntime", fp32, validation)
+        bench = None
+        if config.bench is not None:
+            bench = Benchmarker(config.bench, validation, len(targets) + 1, config.progress)
+        reference_bench = bench.measure("onnxruntime", fp32) if bench else None
         context = {
             "source": model.describe(),
             "data": {"calibration": calib.describe(), "validation": {**val.describe(), "origin": origin}},
@@ -210,9 +213,12 @@ def run(config: PipelineConfig) -> RunResult:
         reports, bundles = [], []
         for target in targets:
             bundle = out / target.name
-            report = _build_bundle(config, target, model, fp32, ranges, validation, reference_bench, context, bundle)
+            report = _build_bundle(config, target, model, fp32, ranges, validation, bench, reference_bench, context,
+                                   bundle)
             reports.append(report)
             bundles.append(bundle)
+        if bench:
+            bench.close()
     result = RunResult(reports, bundles)
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     _plot_summary(reports, out / "tradeoff.png")
@@ -227,14 +233,28 @@ def _ranges(config: PipelineConfig, targets: list[Target], fp32: Path, calib: Ca
     return calibrate_onnx(fp32, calib, config.recipe, config.progress)
 
 
-def _bench(config: PipelineConfig, runtime: str, path: Path, validation: ValidationSet) -> dict | None:
-    if config.bench is None:
-        return None
-    result = benchmark_in_subprocess(runtime, path, bench_sample(validation, config.bench), config.bench)
-    return _flat_bench(result, path.stat().st_size, config.bench)
+class Benchmarker:
+    """Times artifacts on the same held-out sample, each in its own process, with one progress bar."""
+
+    def __init__(self, settings: BenchSettings, validation: ValidationSet, count: int, progress: bool):
+        from tqdm import tqdm
+
+        self.settings = settings
+        self.sample = bench_sample(validation, settings)
+        self.bar = tqdm(total=count, unit="artifact", desc="benchmarking", disable=not progress, file=sys.stderr,
+                        leave=False)
+
+    def measure(self, runtime: str, path: Path) -> dict:
+        result = benchmark_in_subprocess(runtime, path, self.sample, self.settings)
+        self.bar.update(1)
+        return flat_bench(result, path.stat().st_size, self.settings)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
-def _flat_bench(result: dict, size_bytes: int, settings: BenchSettings) -> dict:
+def flat_bench(result: dict, size_bytes: int, settings: BenchSettings) -> dict:
+    """The first batch size's numbers at the top level, every batch size under `by_batch`."""
     first = result["by_batch"][str(settings.batches[0])]
     return {**first, "batch": settings.batches[0], "by_batch": result["by_batch"],
             "peak_rss_mb": result["peak_rss_mb"], "size_bytes": size_bytes}
@@ -250,7 +270,7 @@ def _ratios(reference: dict, candidate: dict) -> dict:
     return ratios
 
 
-def _build_bundle(config, target, model, fp32, ranges, validation, reference_bench, context, bundle) -> Report:
+def _build_bundle(config, target, model, fp32, ranges, validation, bench, reference_bench, context, bundle) -> Report:
     with BundleWriter(bundle) as folder:
         ctx = ExportContext(fp32, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges, folder)
         artifact = target.export(ctx)
@@ -266,8 +286,8 @@ def _build_bundle(config, target, model, fp32, ranges, validation, reference_ben
         )
         if context["data"]["calibration"]["synthetic"]:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
-        if reference_bench is not None:
-            candidate = _bench(config, artifact.runtime, artifact_path, validation)
+        if bench is not None:
+            candidate = bench.measure(artifact.runtime, artifact_path)
             report.bench = {"reference": reference_bench, "candidate": candidate,
                             "ratios": _ratios(reference_bench, candidate)}
             report.warnings += _speed_warnings(target.name, report.bench["ratios"])

@@ -51,18 +51,23 @@ class TensorHistogram:
 
     def update(self, values: np.ndarray) -> None:
         flat = np.asarray(values, dtype=np.float32).ravel()
-        finite = np.isfinite(flat)
-        if not finite.all():
-            self.nonfinite += int(flat.size - finite.sum())
-            flat = flat[finite]
         if flat.size == 0:
             return
         lo, hi = float(flat.min()), float(flat.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # min/max propagate NaN and reach +-inf
+            finite = np.isfinite(flat)
+            self.nonfinite += int(flat.size - finite.sum())
+            flat = flat[finite]
+            if flat.size == 0:
+                return
+            lo, hi = float(flat.min()), float(flat.max())
         self.min, self.max = min(self.min, lo), max(self.max, hi)
         self.count += flat.size
         self._grow_to(max(abs(lo), abs(hi)))
-        scaled = flat.astype(np.float64) * (self.num_bins / self.limit)
-        index = np.floor(scaled).astype(np.int64) + self.num_bins
+        # num_bins / limit is a power of two, so the float32 product is exact: no float64 copy needed.
+        scaled = flat * np.float32(self.num_bins / self.limit)
+        index = np.floor(scaled, out=scaled).astype(np.int32)
+        index += self.num_bins
         np.clip(index, 0, 2 * self.num_bins - 1, out=index)
         self.counts += np.bincount(index, minlength=2 * self.num_bins)
 

@@ -36,8 +36,8 @@ def test_help_mentions_pickle_safety_and_exit_codes():
 def test_help_imports_no_heavy_framework():
     code = ("import sys; from compress_export.cli import main; sys.argv=['compress-export','--help'];\n"
             "try: main()\nexcept SystemExit: pass\n"
-            "heavy = [m for m in ('torch','onnx','onnxruntime','numpy','tensorflow','matplotlib') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+            "heavy = ('torch', 'onnx', 'onnxruntime', 'numpy', 'tensorflow', 'matplotlib')\n"
+            "print('HEAVY', [m for m in heavy if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
 
@@ -207,3 +207,16 @@ def test_demo_runs_the_whole_job(tmp_path):
     for target in summary["targets"]:
         accuracy = target["report"]["metrics"]
         assert accuracy["reference"]["accuracy"] - accuracy["candidate"]["accuracy"] <= 0.005
+
+
+def test_random_data_needs_the_flag_and_is_reported(tmp_path, digits_onnx):
+    out = tmp_path / "out"
+    _assert_one_line_error(invoke(digits_onnx, "--to", "onnx-int8", "--out", out, "--no-bench", "-q"), 2,
+                           "--random-data")
+    result = invoke(digits_onnx, "--to", "onnx-int8", "--out", out, "--no-bench", "-q", "--random-data",
+                    "--calib-samples", "40")
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads((out / "onnx-int8" / "report.json").read_text())
+    assert report["data"]["calibration"]["synthetic"] is True
+    assert any("random data" in warning for warning in report["warnings"])
+    assert "Calibrated on random data" in (out / "onnx-int8" / "report.md").read_text()
