@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -12,18 +11,11 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import BundleIntegrityError, UsageError
+from .hashing import sha256_file
 
 MANIFEST = "manifest.json"
 SCHEMA = "compress-export/bundle@1"
 LIBRARIES = ("compress-export", "numpy", "onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tensorrt")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import onnx
 
-from .bundle import sha256_file
 from .calibration.collector import collect, unquantizable
 from .calibration.methods import compute_ranges
 from .data import CalibrationData
 from .graph import float_activations, select_nodes, with_inferred_shapes
+from .hashing import sha256_file
 from .ranges import RangeTable
 from .specs import QuantRecipe
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
+from .hashing import sha256_file
 from .specs import TensorSpec
 
 LABEL_KEY = "label"
@@ -49,7 +50,7 @@ class CalibrationData:
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         for shard in self.shards:
-            digest.update(_file_sha256(shard.path).encode())
+            digest.update(sha256_file(shard.path).encode())
             digest.update(np.asarray(shard.indices, dtype=np.int64).tobytes())
         digest.update(f"synthetic={self.synthetic},seed={self.random_seed}".encode())
         return digest.hexdigest()
@@ -102,14 +103,6 @@ class CalibrationData:
             "synthetic": self.synthetic,
             "fingerprint": self.fingerprint,
         }
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

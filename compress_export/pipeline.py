@@ -13,11 +13,13 @@ import numpy as np
 import onnx
 
 from . import __version__
-from .bundle import BundleWriter, ensure_writable, sha256_file, write_manifest
+from .bundle import BundleWriter, ensure_writable, write_manifest
 from .calibrate import calibrate_onnx
 from .data import LABEL_KEY, CalibrationData, infer_specs, load_npz_data, random_data
 from .errors import ExportError, UsageError
 from .exporters import ExportContext, Target, parse_targets
+from .graph import float_activations, select_nodes, with_inferred_shapes
+from .hashing import sha256_file
 from .ranges import RangeTable
 from .report import Report, plot_tradeoff
 from .sources import LoadedModel, load_model
@@ -229,8 +231,20 @@ def _ranges(config: PipelineConfig, targets: list[Target], fp32: Path, calib: Ca
     if not any(target.needs_ranges for target in targets):
         return None
     if config.ranges_from:
-        return RangeTable.load(config.ranges_from)
+        return _checked_ranges(Path(config.ranges_from), fp32, config.recipe)
     return calibrate_onnx(fp32, calib, config.recipe, config.progress)
+
+
+def _checked_ranges(path: Path, fp32: Path, recipe: QuantRecipe) -> RangeTable:
+    """A range table given by the user must cover every tensor this model's quantization needs."""
+    table = RangeTable.load(path)
+    graph = with_inferred_shapes(onnx.load(str(fp32), load_external_data=False))
+    needed = float_activations(graph, select_nodes(graph, recipe))
+    missing = [name for name in needed if name not in table.ranges and name not in table.skipped]
+    if missing:
+        raise UsageError(f"--ranges {path}: no range for {len(missing)} of the {len(needed)} tensors this model "
+                         f"quantizes (first: {', '.join(missing[:3])}); was it calibrated on another model?")
+    return table
 
 
 class Benchmarker:

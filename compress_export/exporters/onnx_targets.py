@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -23,8 +24,16 @@ def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> A
     return Artifact(target, MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", notes)
 
 
-def _quiet_ort_logging():
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantizer warns through the root logger on every call ("consider pre-processing")."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 @register("onnx", "FP32 ONNX (the exported graph itself)")
@@ -71,16 +80,16 @@ def export_int8(ctx: ExportContext) -> Artifact:
     with tempfile.TemporaryDirectory(prefix="ce-qdq-") as tmp:
         cache = Path(tmp) / "ranges.ort.json"
         save_tensors_data(tensors, cache)
-        _quiet_ort_logging()
         try:
-            quantize_static(
-                str(ctx.fp32_onnx), str(ctx.bundle_dir / MODEL_FILE), calibration_data_reader=None,
-                quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types(ctx.recipe),
-                per_channel=ctx.recipe.per_channel, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_quantize=chosen,
-                calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
+            with _quiet_root_logger():
+                quantize_static(
+                    str(ctx.fp32_onnx), str(ctx.bundle_dir / MODEL_FILE), calibration_data_reader=None,
+                    quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types(ctx.recipe),
+                    per_channel=ctx.recipe.per_channel, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, nodes_to_quantize=chosen,
+                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                    extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                )
         except Exception as exc:
             raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
     notes.insert(0, f"{len(chosen)} nodes quantized ({', '.join(op_types(ctx.recipe))})")
@@ -100,8 +109,7 @@ def export_dynamic(ctx: ExportContext) -> Artifact:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     wanted = [op for op in op_types(ctx.recipe) if op in DYNAMIC_OPS] or list(DYNAMIC_OPS)
-    _quiet_ort_logging()
-    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp, _quiet_root_logger():
         # The exporter's value_info can disagree with the quantizer's rewrite of a transposed Gemm
         # ("Inferred shape and existing shape differ"); it is derived data, re-inferred on load.
         model = onnx.load(str(ctx.fp32_onnx))

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ExportError, UsageError, require
+from ..hashing import sha256_files
 from ..specs import TensorSpec
-from .base import LoadedModel, sha256_of
+from .base import LoadedModel
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".ckpt")
 PICKLE_REFUSAL = (
@@ -80,7 +81,7 @@ def _load_exported_program(path: Path) -> LoadedModel:
             )
             dims = ("batch",) + dims[1:] if dims else dims
             specs.append(TensorSpec(node.name, dims, str(value.dtype).removeprefix("torch.")))
-    return TorchModel(program.module(), str(path), sha256_of(path), tuple(specs), exported=program)
+    return TorchModel(program.module(), str(path), sha256_files(path), tuple(specs), exported=program)
 
 
 def _load_pickled_module(path: Path, trust_pickle: bool, specs: tuple[TensorSpec, ...]) -> LoadedModel:
@@ -105,7 +106,7 @@ def _load_pickled_module(path: Path, trust_pickle: bool, specs: tuple[TensorSpec
         raise UsageError(f"{path}: cannot unpickle the model ({exc})") from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"{path}: holds a {type(module).__name__}, not an nn.Module")
-    return TorchModel(module.eval(), str(path), sha256_of(path), _require_specs(specs, str(path)))
+    return TorchModel(module.eval(), str(path), sha256_files(path), _require_specs(specs, str(path)))
 
 
 def _load_factory(spec: str, weights: str | None, specs: tuple[TensorSpec, ...], trust_pickle: bool) -> LoadedModel:
@@ -129,7 +130,7 @@ def _load_factory(spec: str, weights: str | None, specs: tuple[TensorSpec, ...],
     if weights:
         _load_weights(model, Path(weights), trust_pickle)
         source_files.append(Path(weights))
-    return TorchModel(model.eval(), spec, sha256_of(*source_files), _require_specs(specs, spec))
+    return TorchModel(model.eval(), spec, sha256_files(*source_files), _require_specs(specs, spec))
 
 
 def _import_target(target: str):

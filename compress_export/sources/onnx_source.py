@@ -8,9 +8,10 @@ from pathlib import Path
 import onnx
 
 from ..errors import UsageError
+from ..hashing import sha256_files
 from ..specs import TensorSpec
 from ..validators.runner import OnnxRuntimeRunner, Runner
-from .base import LoadedModel, sha256_of
+from .base import LoadedModel
 
 _ONNX_TO_NUMPY = {
     onnx.TensorProto.FLOAT: "float32",
@@ -59,7 +60,7 @@ class OnnxModel(LoadedModel):
 
     def __init__(self, path: Path):
         model = read_onnx(path)
-        super().__init__(str(path), sha256_of(path), onnx_input_specs(model))
+        super().__init__(str(path), sha256_files(path), onnx_input_specs(model))
         self.path = path
         self.uses_external_data = any(
             onnx.external_data_helper.uses_external_data(init) for init in model.graph.initializer

@@ -220,3 +220,18 @@ def test_random_data_needs_the_flag_and_is_reported(tmp_path, digits_onnx):
     assert report["data"]["calibration"]["synthetic"] is True
     assert any("random data" in warning for warning in report["warnings"])
     assert "Calibrated on random data" in (out / "onnx-int8" / "report.md").read_text()
+
+
+def test_ranges_from_file_are_reused_and_checked_against_the_model(tmp_path, digits_onnx, digits_data):
+    calib, val = digits_data
+    ranges = tmp_path / "ranges.json"
+    assert invoke("calibrate", digits_onnx, "--calib-data", calib, "--out", ranges, "-q").exit_code == 0
+    common = [digits_onnx, "--to", "onnx-int8", "--val-data", val, "--no-bench", "-q"]
+    result = invoke(*common, "--ranges", ranges, "--calib-data", calib, "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "onnx-int8" / "ranges.json").read_text() == ranges.read_text()
+    foreign = json.loads(ranges.read_text())
+    foreign["ranges"] = {"some_other_tensor": [0.0, 1.0]}
+    ranges.write_text(json.dumps(foreign))
+    _assert_one_line_error(invoke(*common, "--ranges", ranges, "--calib-data", calib, "--out", tmp_path / "b"), 2,
+                           "no range for")
