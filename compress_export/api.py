@@ -15,7 +15,7 @@ from .pipeline import PipelineConfig, RunResult, ValidationSet, compare, export_
 from .ranges import RangeTable
 from .report import Report
 from .specs import Gates, QuantRecipe, TensorSpec
-from .validators.bench import BenchSettings, benchmark_in_subprocess
+from .validators.bench import BenchSettings, latency_in_subprocess, peak_rss_in_subprocess
 from .validators.runtimes import open_runner
 
 __all__ = ["PipelineConfig", "RunResult", "calibrate", "run", "run_demo", "validate_bundle"]
@@ -88,8 +88,9 @@ def validate_bundle(folder: Path, *, max_accuracy_drop: float | None = None, min
     )
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
-        result = benchmark_in_subprocess(artifact["runtime"], path, sample, bench)
-        report.bench = {"candidate": flat_bench(result, path.stat().st_size, bench)}
+        (by_batch,) = latency_in_subprocess([(artifact["runtime"], path)], sample, bench)
+        rss = peak_rss_in_subprocess(artifact["runtime"], path, sample, bench)
+        report.bench = {"candidate": flat_bench(by_batch, rss, path.stat().st_size, bench)}
         recorded_report = folder / "report.json"
         if recorded_report.is_file():
             report.bench["recorded"] = json.loads(recorded_report.read_text()).get("bench", {}).get("candidate")

@@ -24,7 +24,7 @@ from .ranges import RangeTable
 from .report import Report, plot_tradeoff
 from .sources import LoadedModel, load_model
 from .specs import Gates, QuantRecipe, TensorSpec
-from .validators.bench import BenchSettings, benchmark_in_subprocess
+from .validators.bench import BenchSettings, latency_in_subprocess, peak_rss_in_subprocess
 from .validators.parity import ParityAccumulator
 from .validators.runtimes import open_runner
 
@@ -201,8 +201,7 @@ def run(config: PipelineConfig) -> RunResult:
         ranges = _ranges(config, targets, fp32, calib)
         bench = None
         if config.bench is not None:
-            bench = Benchmarker(config.bench, validation, len(targets) + 1, config.progress)
-        reference_bench = bench.measure("onnxruntime", fp32) if bench else None
+            bench = Benchmarker(config.bench, validation, fp32, len(targets), config.progress)
         context = {
             "source": model.describe(),
             "data": {"calibration": calib.describe(), "validation": {**val.describe(), "origin": origin}},
@@ -215,8 +214,7 @@ def run(config: PipelineConfig) -> RunResult:
         reports, bundles = [], []
         for target in targets:
             bundle = out / target.name
-            report = _build_bundle(config, target, model, fp32, ranges, validation, bench, reference_bench, context,
-                                   bundle)
+            report = _build_bundle(config, target, model, fp32, ranges, validation, bench, context, bundle)
             reports.append(report)
             bundles.append(bundle)
         if bench:
@@ -248,30 +246,43 @@ def _checked_ranges(path: Path, fp32: Path, recipe: QuantRecipe) -> RangeTable:
 
 
 class Benchmarker:
-    """Times artifacts on the same held-out sample, each in its own process, with one progress bar."""
+    """Each artifact timed side by side with the FP32 reference in one process, its peak RSS in another."""
 
-    def __init__(self, settings: BenchSettings, validation: ValidationSet, count: int, progress: bool):
+    def __init__(self, settings: BenchSettings, validation: ValidationSet, reference: Path, count: int,
+                 progress: bool):
         from tqdm import tqdm
 
         self.settings = settings
         self.sample = bench_sample(validation, settings)
+        self.reference = reference
+        self.reference_rss: float | None = None
         self.bar = tqdm(total=count, unit="artifact", desc="benchmarking", disable=not progress, file=sys.stderr,
                         leave=False)
 
-    def measure(self, runtime: str, path: Path) -> dict:
-        result = benchmark_in_subprocess(runtime, path, self.sample, self.settings)
+    def compare(self, runtime: str, path: Path) -> dict:
+        reference, candidate = latency_in_subprocess([("onnxruntime", self.reference), (runtime, path)],
+                                                     self.sample, self.settings)
+        if self.reference_rss is None:
+            self.reference_rss = peak_rss_in_subprocess("onnxruntime", self.reference, self.sample, self.settings)
+        candidate_rss = peak_rss_in_subprocess(runtime, path, self.sample, self.settings)
         self.bar.update(1)
-        return flat_bench(result, path.stat().st_size, self.settings)
+        result = {
+            "reference": flat_bench(reference, self.reference_rss, self.reference.stat().st_size, self.settings),
+            "candidate": flat_bench(candidate, candidate_rss, path.stat().st_size, self.settings),
+            "method": "reference and candidate timed interleaved in one process; peak RSS each in its own",
+        }
+        result["ratios"] = _ratios(result["reference"], result["candidate"])
+        return result
 
     def close(self) -> None:
         self.bar.close()
 
 
-def flat_bench(result: dict, size_bytes: int, settings: BenchSettings) -> dict:
+def flat_bench(by_batch: dict, peak_rss_mb: float, size_bytes: int, settings: BenchSettings) -> dict:
     """The first batch size's numbers at the top level, every batch size under `by_batch`."""
-    first = result["by_batch"][str(settings.batches[0])]
-    return {**first, "batch": settings.batches[0], "by_batch": result["by_batch"],
-            "peak_rss_mb": result["peak_rss_mb"], "size_bytes": size_bytes}
+    first = by_batch[str(settings.batches[0])]
+    return {**first, "batch": settings.batches[0], "by_batch": by_batch, "peak_rss_mb": peak_rss_mb,
+            "size_bytes": size_bytes}
 
 
 def _ratios(reference: dict, candidate: dict) -> dict:
@@ -284,7 +295,7 @@ def _ratios(reference: dict, candidate: dict) -> dict:
     return ratios
 
 
-def _build_bundle(config, target, model, fp32, ranges, validation, bench, reference_bench, context, bundle) -> Report:
+def _build_bundle(config, target, model, fp32, ranges, validation, bench, context, bundle) -> Report:
     with BundleWriter(bundle) as folder:
         ctx = ExportContext(fp32, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges, folder)
         artifact = target.export(ctx)
@@ -301,9 +312,7 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, refere
         if context["data"]["calibration"]["synthetic"]:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
         if bench is not None:
-            candidate = bench.measure(artifact.runtime, artifact_path)
-            report.bench = {"reference": reference_bench, "candidate": candidate,
-                            "ratios": _ratios(reference_bench, candidate)}
+            report.bench = bench.compare(artifact.runtime, artifact_path)
             report.warnings += _speed_warnings(target.name, report.bench["ratios"])
         if ranges is not None and target.needs_ranges:
             ranges.save(folder / "ranges.json")

@@ -52,21 +52,32 @@ def tile_batch(sample: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarra
     return out
 
 
-def benchmark_in_subprocess(runtime: str, model_path: Path, sample: dict[str, np.ndarray],
-                            settings: BenchSettings) -> dict:
-    """Run `compress_export.validators.bench_worker` on the artifact and return its JSON."""
+def _worker(mode: str, models: list[tuple[str, Path]], sample: dict[str, np.ndarray],
+            settings: BenchSettings) -> dict:
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as tmp:
         feeds = Path(tmp) / "feeds.npz"
         np.savez(feeds, **sample)
-        command = [
-            sys.executable, "-m", "compress_export.validators.bench_worker", runtime, str(model_path), str(feeds),
-            "--batches", ",".join(map(str, settings.batches)), "--warmup", str(settings.warmup),
-            "--runs", str(settings.runs), "--seconds", str(settings.seconds), "--min-runs", str(settings.min_runs),
-        ]
+        command = [sys.executable, "-m", "compress_export.validators.bench_worker", mode, str(feeds),
+                   "--batches", ",".join(map(str, settings.batches)), "--warmup", str(settings.warmup),
+                   "--runs", str(settings.runs), "--seconds", str(settings.seconds),
+                   "--min-runs", str(settings.min_runs)]
+        for runtime, path in models:
+            command += ["--model", f"{runtime}:{path}"]
         if settings.threads:
             command += ["--threads", str(settings.threads)]
         done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(f"benchmark of {model_path.name} failed: {tail}")
+        raise ExportError(f"benchmark of {', '.join(path.name for _, path in models)} failed: {tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def latency_in_subprocess(models: list[tuple[str, Path]], sample: dict[str, np.ndarray],
+                          settings: BenchSettings) -> list[dict]:
+    """Per-batch latency of each model, timed interleaved in one fresh process."""
+    return _worker("latency", models, sample, settings)["by_batch"]
+
+
+def peak_rss_in_subprocess(runtime: str, path: Path, sample: dict[str, np.ndarray], settings: BenchSettings) -> float:
+    """Peak RSS (MB) of a fresh process that loads the model and runs each batch size once."""
+    return _worker("memory", [(runtime, path)], sample, settings)["peak_rss_mb"]

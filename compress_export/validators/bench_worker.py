@@ -1,4 +1,9 @@
-"""Benchmark one artifact in a fresh process; prints one JSON line. Peak RSS is this process's own."""
+"""Benchmark artifacts in a fresh process; prints one JSON line.
+
+`latency`: the artifacts are timed interleaved (one run of each in turn), so that drift of a shared
+or virtual CPU falls on all of them alike and their ratios hold. `memory`: one artifact is loaded and
+run once per batch size; the process's own peak RSS is reported.
+"""
 
 from __future__ import annotations
 
@@ -13,36 +18,6 @@ from .bench import summarize, tile_batch
 from .runtimes import open_runner
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("runtime")
-    parser.add_argument("model")
-    parser.add_argument("feeds")
-    parser.add_argument("--batches", default="1")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--min-runs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    with np.load(args.feeds) as npz:
-        sample = {key: npz[key] for key in npz.files}
-    results = {}
-    with open_runner(args.runtime, args.model, args.threads) as runner:
-        for batch in (int(b) for b in args.batches.split(",")):
-            feeds = tile_batch(sample, batch)
-            for _ in range(args.warmup):
-                runner.infer(feeds)
-            times: list[float] = []
-            deadline = time.perf_counter() + args.seconds
-            while len(times) < args.runs and (len(times) < args.min_runs or time.perf_counter() < deadline):
-                start = time.perf_counter()
-                runner.infer(feeds)
-                times.append((time.perf_counter() - start) * 1000.0)
-            results[str(batch)] = summarize(times, batch)
-    print(json.dumps({"by_batch": results, "peak_rss_mb": peak_rss_kb() / 1024.0}))
-
-
 def peak_rss_kb() -> int:
     """This process's own peak RSS. Linux keeps ru_maxrss across execve, so a child started from a
     large parent would report the parent's peak; VmHWM belongs to the new address space."""
@@ -54,6 +29,67 @@ def peak_rss_kb() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _timed(runner, feeds) -> float:
+    start = time.perf_counter()
+    runner.infer(feeds)
+    return (time.perf_counter() - start) * 1000.0
+
+
+def latency(args, sample: dict[str, np.ndarray]) -> dict:
+    runners = [open_runner(runtime, path, args.threads) for runtime, path in args.model]
+    for runner in runners:
+        runner.__enter__()
+    results: list[dict] = [{} for _ in runners]
+    try:
+        for batch in (int(b) for b in args.batches.split(",")):
+            feeds = tile_batch(sample, batch)
+            for runner in runners:
+                for _ in range(args.warmup):
+                    runner.infer(feeds)
+            times: list[list[float]] = [[] for _ in runners]
+            deadline = time.perf_counter() + args.seconds * len(runners)
+            while len(times[0]) < args.runs and (len(times[0]) < args.min_runs or time.perf_counter() < deadline):
+                for index, runner in enumerate(runners):
+                    times[index].append(_timed(runner, feeds))
+            for index, measured in enumerate(times):
+                results[index][str(batch)] = summarize(measured, batch)
+    finally:
+        for runner in runners:
+            runner.__exit__(None, None, None)
+    return {"by_batch": results}
+
+
+def memory(args, sample: dict[str, np.ndarray]) -> dict:
+    runtime, path = args.model[0]
+    with open_runner(runtime, path, args.threads) as runner:
+        for batch in (int(b) for b in args.batches.split(",")):
+            runner.infer(tile_batch(sample, batch))
+    return {"peak_rss_mb": peak_rss_kb() / 1024.0}
+
+
+def _model(text: str) -> tuple[str, str]:
+    runtime, _, path = text.partition(":")
+    return runtime, path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["latency", "memory"])
+    parser.add_argument("feeds")
+    parser.add_argument("--model", type=_model, action="append", required=True, help="runtime:path (repeatable)")
+    parser.add_argument("--batches", default="1")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--min-runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    with np.load(args.feeds) as npz:
+        sample = {key: npz[key] for key in npz.files}
+    result = latency(args, sample) if args.mode == "latency" else memory(args, sample)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
