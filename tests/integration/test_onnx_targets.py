@@ -128,3 +128,16 @@ def test_tensors_holding_mask_constants_stay_float(tmp_path, masked_model):
     assert all(max(abs(lo), abs(hi)) < 1e8 for lo, hi in ranges["ranges"].values())
     out = np.load(tmp_path / "out" / "onnx-int8" / "reference" / "outputs.npz")["output"]
     assert np.isfinite(out).all()
+
+
+def test_include_ops_and_exclude_nodes_choose_what_is_quantized(tmp_path, digits_data):
+    calib, val = digits_data
+    result = _run(tmp_path, "onnx-int8", calib_data=str(calib), val_data=str(val),
+                  recipe=QuantRecipe(include_ops=("Conv",), exclude_nodes=r"conv2d_1$"))
+    assert result.reports[0].notes[0].startswith("2 nodes quantized")
+    graph = onnx.load(str(tmp_path / "out" / "onnx-int8" / "model.onnx")).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    convs = {node.name: node for node in graph.node if node.op_type == "Conv"}
+    assert convs["node_conv2d"].input[1] in dequantized
+    assert convs["node_conv2d_1"].input[1] not in dequantized
+    assert not any(node.op_type == "Gemm" and node.input[1] in dequantized for node in graph.node)
