@@ -10,12 +10,12 @@ import numpy as np
 
 from .bundle import verify_bundle
 from .data import LABEL_KEY
-from .errors import UsageError
+from .errors import MissingDependencyError, UsageError
 from .pipeline import PipelineConfig, RunResult, ValidationSet, compare, export_fp32, flat_bench, load_source, run
 from .ranges import RangeTable
 from .report import Report
 from .specs import Gates, QuantRecipe, TensorSpec
-from .validators.bench import BenchSettings, latency_in_subprocess, peak_rss_in_subprocess
+from .validators.bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
 from .validators.runtimes import open_runner
 
 __all__ = ["PipelineConfig", "RunResult", "calibrate", "run", "run_demo", "validate_bundle"]
@@ -61,15 +61,19 @@ def _calibration_only(config: PipelineConfig, specs, work: Path):
 
 
 def validate_bundle(folder: Path, *, max_accuracy_drop: float | None = None, min_cosine: float | None = None,
-                    bench: BenchSettings | None = BenchSettings()) -> Report:
-    """Re-run parity against the bundle's reference outputs (and the benchmark) without the original model."""
+                    bench: BenchSettings | None = BenchSettings(), require_engine: bool = False) -> Report:
+    """Re-run parity against the bundle's reference outputs (and the benchmark) without the original model.
+    A TensorRT bundle runs its engine where TensorRT imports, else its QDQ ONNX in onnxruntime as a proxy."""
     manifest = verify_bundle(folder)
     recorded = manifest["gates"]
     gates = Gates(
         max_accuracy_drop=recorded["max_accuracy_drop"] if max_accuracy_drop is None else max_accuracy_drop,
         min_cosine=recorded["min_cosine"] if min_cosine is None else min_cosine,
     )
-    artifact = manifest["artifact"]
+    artifact = dict(manifest["artifact"])
+    notes = []
+    if manifest["target"] == "trt-int8":
+        artifact, notes = _tensorrt_or_proxy(artifact, require_engine)
     path = folder / artifact["path"]
     with np.load(folder / "reference" / "inputs.npz") as npz:
         inputs = {key: npz[key] for key in npz.files}
@@ -84,17 +88,78 @@ def validate_bundle(folder: Path, *, max_accuracy_drop: float | None = None, min
                   "sha256": manifest["files"][artifact["path"]], "runtime": artifact["runtime"]},
         parity=parity.parity(), metrics=parity.metrics(), top1_agreement=parity.top1_agreement(),
         context={"bundle": str(folder), "source": manifest.get("source", {}),
-                 "data": {"validation": {"samples": validation.samples, "origin": "the bundle's reference/ set"}}},
+                 "data": {"validation": {"samples": validation.samples, "origin": "the bundle's reference/ set"}},
+                 **{key: artifact[key] for key in ("engine_built", "validated_with") if key in artifact}},
+        notes=notes,
     )
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
         (by_batch,) = latency_in_subprocess([(artifact["runtime"], path)], sample, bench)
-        rss = peak_rss_in_subprocess(artifact["runtime"], path, sample, bench)
-        report.bench = {"candidate": flat_bench(by_batch, rss, path.stat().st_size, bench)}
+        memory = memory_in_subprocess(artifact["runtime"], path, sample, bench)
+        report.bench = {"candidate": flat_bench(by_batch, memory, path.stat().st_size, bench)}
         recorded_report = folder / "report.json"
         if recorded_report.is_file():
             report.bench["recorded"] = json.loads(recorded_report.read_text()).get("bench", {}).get("candidate")
     return report
+
+
+def _tensorrt_or_proxy(artifact: dict, require_engine: bool) -> tuple[dict, list[str]]:
+    from .exporters.tensorrt.engine import tensorrt_available
+    from .exporters.tensorrt.target import MODEL_FILE, PROXY_NOTE
+
+    if artifact["runtime"] == "tensorrt" and tensorrt_available():
+        return artifact, []
+    if require_engine:
+        reason = "tensorrt not installed" if artifact["runtime"] == "tensorrt" else "the bundle has no engine"
+        raise MissingDependencyError(f"{reason}: --require-engine needs a TensorRT engine run "
+                                     "(build one on the target with compress-export build-engine BUNDLE)")
+    proxy = {**artifact, "path": MODEL_FILE, "runtime": "onnxruntime",
+             "validated_with": "onnxruntime CPU (proxy for TensorRT)"}
+    return proxy, [PROXY_NOTE]
+
+
+def lint_model(path: Path) -> list:
+    """TensorRT rule violations of a QDQ ONNX model (empty when it passes)."""
+    from .exporters.tensorrt.lint import lint_for_tensorrt
+    from .sources.onnx_source import read_onnx
+
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such file")
+    return lint_for_tensorrt(read_onnx(Path(path)))
+
+
+def build_engine_for_bundle(folder: Path, max_batch: int = 32, strongly_typed: bool = False) -> dict:
+    """Build the TensorRT engine of a trt-int8 bundle on this device and record it in the manifest."""
+    from .bundle import write_manifest
+    from .exporters.tensorrt.engine import EngineBuildSettings, build_engine, tensorrt_available
+    from .exporters.tensorrt.target import ENGINE_FILE, MODEL_FILE, TIMING_CACHE_FILE
+
+    manifest = verify_bundle(folder)
+    if manifest["target"] != "trt-int8":
+        raise UsageError(f"{folder}: a {manifest['target']} bundle; build-engine takes trt-int8 bundles")
+    if not tensorrt_available():
+        raise MissingDependencyError("tensorrt not installed: pip install 'compress-export[tensorrt]' on a machine "
+                                     "with an NVIDIA GPU (engines are built on the device that runs them)")
+    with np.load(folder / "reference" / "inputs.npz") as npz:
+        shapes = {key: npz[key].shape for key in npz.files}
+    inputs = tuple(TensorSpec.from_dict(spec) for spec in manifest["artifact"]["inputs"])
+    partial_engine, partial_cache = folder / f".{ENGINE_FILE}.partial", folder / f".{TIMING_CACHE_FILE}.partial"
+    if (folder / TIMING_CACHE_FILE).is_file():
+        partial_cache.write_bytes((folder / TIMING_CACHE_FILE).read_bytes())
+    try:
+        versions = build_engine(folder / MODEL_FILE, partial_engine, partial_cache,
+                                EngineBuildSettings(inputs, max_batch, shapes, strongly_typed))
+    except BaseException:
+        partial_engine.unlink(missing_ok=True)
+        partial_cache.unlink(missing_ok=True)
+        raise
+    partial_engine.replace(folder / ENGINE_FILE)
+    partial_cache.replace(folder / TIMING_CACHE_FILE)
+    info = {key: value for key, value in manifest.items() if key not in ("files", "libraries", "platform", "schema")}
+    info["artifact"] = {**manifest["artifact"], "path": ENGINE_FILE, "runtime": "tensorrt", "engine_built": True,
+                        "validated_with": "TensorRT", "tensorrt": versions}
+    write_manifest(folder, info)
+    return versions
 
 
 def _reference_batches(inputs: dict, labels, outputs: dict, batch: int) -> ValidationSet:

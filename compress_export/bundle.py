@@ -79,7 +79,7 @@ def write_manifest(folder: Path, info: dict) -> dict:
     files = {
         path.relative_to(folder).as_posix(): sha256_file(path)
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
+        if path.is_file() and path.name != MANIFEST and not path.name.startswith(".")
     }
     manifest = {
         "schema": SCHEMA,
@@ -88,7 +88,9 @@ def write_manifest(folder: Path, info: dict) -> dict:
         "libraries": library_versions(),
         "platform": platform_info(),
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    partial = folder / f".{MANIFEST}.partial"
+    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, folder / MANIFEST)
     return manifest
 
 

@@ -29,6 +29,7 @@ from .options import (
     quant_options,
     source_options,
     split_list,
+    tensorrt_options,
 )
 
 ROOT_HELP = """Compress a trained model, export it for a target, and prove the result.
@@ -38,6 +39,7 @@ ROOT_HELP = """Compress a trained model, export it for a target, and prove the r
   compress-export demo
   compress-export calibrate model.onnx --calib-data calib.npz --out ranges.json
   compress-export validate dist/onnx-int8
+  compress-export lint dist/trt-int8/model.onnx --for tensorrt
 
 MODEL is a .onnx file, a torch.export .pt2 file, or a factory that returns an nn.Module
 (path/file.py:factory or package.module:factory). Pickled models are refused unless
@@ -159,15 +161,19 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
               help="Fraction of --calib-data held out for validation when --val-data is not given.")
 @click.option("--ranges", "ranges_from", type=click.Path(exists=True, dir_okay=False),
               help="Use this ranges.json instead of calibrating.")
+@click.option("--ranges-from-cache", type=click.Path(exists=True, dir_okay=False),
+              help="Use the scales of a TensorRT calibration cache instead of calibrating.")
 @quant_options
 @gate_options
 @bench_options
+@tensorrt_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and random data.")
 @output_options
 def export_command(model, targets, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
-                   random_data, val_data, holdout, ranges_from, calibrator, percentile, num_bins, include_ops,
-                   exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine, bench_batch,
-                   bench_runs, bench_seconds, no_bench, seed, as_json, verbose, quiet) -> int:
+                   random_data, val_data, holdout, ranges_from, ranges_from_cache, calibrator, percentile, num_bins,
+                   include_ops, exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine,
+                   bench_batch, bench_runs, bench_seconds, no_bench, trt_cache_version, trt_cache_algorithm,
+                   trt_max_batch, require_engine, seed, as_json, verbose, quiet) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
 
     MODEL is a .onnx file, a torch.export .pt2 file, or path/file.py:factory / package.module:factory
@@ -175,13 +181,18 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
     refused unless --trust-pickle (unpickling runs code). A factory is Python you name, and runs.
     """
     _configure_logging(verbose, quiet)
+    from .exporters import TrtOptions
     from .pipeline import PipelineConfig, run
     from .specs import Gates
 
+    if ranges_from and ranges_from_cache:
+        raise UsageError("give --ranges or --ranges-from-cache, not both")
     config = PipelineConfig(
         model=model, targets=targets, out=Path(out), weights=weights, inputs=_inputs(inputs),
         trust_pickle=trust_pickle, calib_data=calib_data, calib_samples=calib_samples, calib_batch=calib_batch,
         val_data=val_data, holdout=holdout, random_data=random_data, ranges_from=ranges_from,
+        ranges_from_cache=ranges_from_cache,
+        trt=TrtOptions(trt_cache_version, trt_cache_algorithm, require_engine, trt_max_batch),
         recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
         gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine),
         bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), seed=seed, progress=not quiet,
@@ -226,16 +237,19 @@ def calibrate_command(model, out, weights, inputs, trust_pickle, calib_data, cal
 @click.option("--max-accuracy-drop", type=float, help="Override the bundle's accuracy gate (points).")
 @click.option("--min-cosine", type=float, help="Override the bundle's cosine gate.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report JSON here.")
+@click.option("--require-engine", is_flag=True,
+              help="trt-int8 bundles: exit 3 unless the TensorRT engine runs here (no onnxruntime proxy).")
 @bench_options
 @output_options
-def validate_command(bundle, max_accuracy_drop, min_cosine, report_path, bench_batch, bench_runs, bench_seconds,
-                     no_bench, as_json, verbose, quiet) -> int:
+def validate_command(bundle, max_accuracy_drop, min_cosine, report_path, require_engine, bench_batch, bench_runs,
+                     bench_seconds, no_bench, as_json, verbose, quiet) -> int:
     """Re-check a bundle: file hashes, parity against its reference outputs, and the benchmark."""
     _configure_logging(verbose, quiet)
     from .api import validate_bundle
 
     report = validate_bundle(Path(bundle), max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine,
-                             bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench))
+                             bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench),
+                             require_engine=require_engine)
     data = report.to_dict()
     if report_path:
         Path(report_path).write_text(json.dumps(data, indent=2) + "\n")
@@ -264,6 +278,46 @@ def demo_command(out, targets, calibrator, bench_batch, bench_runs, bench_second
                       bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), progress=not quiet)
     _print_summary(result, as_json, quiet)
     return result.exit_code
+
+
+@cli.command("lint")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--for", "backend", type=click.Choice(["tensorrt"]), default="tensorrt", show_default=True,
+              help="The rules to check against.")
+@click.option("--json", "as_json", is_flag=True, help="Print the violations as JSON on stdout.")
+def lint_command(model, backend, as_json) -> int:
+    """Check that a QDQ ONNX model follows TensorRT's explicit-quantization rules; exit 1 on any violation.
+
+    \b
+    Rules: INT8 Q/DQ only; zero points 0; weights in [-127, 127] with the per-channel axis on the output
+    channel; opset >= 13; positive finite scales; biases in float; no Q/DQ on graph outputs; one scale
+    across Concat inputs.
+    """
+    from .api import lint_model
+
+    violations = lint_model(Path(model))
+    if as_json:
+        click.echo(json.dumps({"model": model, "for": backend, "passed": not violations,
+                               "violations": [v.to_dict() for v in violations]}, indent=2))
+    for violation in violations:
+        click.echo(str(violation), err=True)
+    click.echo(f"{model}: {len(violations)} violation(s) of the {backend} rules", err=True)
+    return 1 if violations else 0
+
+
+@cli.command("build-engine")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Largest batch of the optimization profile.")
+@click.option("--strongly-typed", is_flag=True,
+              help="Build a strongly typed network (layer precisions from the ONNX; no FP16 for float layers).")
+def build_engine_command(bundle, max_batch, strongly_typed) -> int:
+    """Build the TensorRT engine of a trt-int8 bundle on this device and add it to the bundle."""
+    from .api import build_engine_for_bundle
+
+    versions = build_engine_for_bundle(Path(bundle), max_batch, strongly_typed)
+    click.echo(f"engine built: {json.dumps(versions)}", err=True)
+    return 0
 
 
 @cli.command("targets")

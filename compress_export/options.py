@@ -74,5 +74,18 @@ bench_options = _stack(
 )
 
 
+tensorrt_options = _stack(
+    click.option("--trt-cache-version", type=click.IntRange(min=1), default=100300, show_default=True,
+                 help="TensorRT version number in the calibration cache header (TRT-<version>-<Algorithm>)."),
+    click.option("--trt-cache-algorithm", type=click.Choice(("EntropyCalibration2", "EntropyCalibration",
+                 "MinMaxCalibration", "LegacyCalibration")), default="EntropyCalibration2", show_default=True,
+                 help="Algorithm named in the calibration cache header."),
+    click.option("--trt-max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+                 help="Largest batch of the TensorRT engine's optimization profile."),
+    click.option("--require-engine", is_flag=True,
+                 help="trt-int8: fail with exit 3 unless a TensorRT engine is built and run (no onnxruntime proxy)."),
+)
+
+
 def split_list(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip()) if text else ()

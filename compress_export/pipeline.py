@@ -17,14 +17,14 @@ from .bundle import BundleWriter, ensure_writable, write_manifest
 from .calibrate import calibrate_onnx
 from .data import LABEL_KEY, CalibrationData, infer_specs, load_npz_data, random_data
 from .errors import ExportError, UsageError
-from .exporters import ExportContext, Target, parse_targets
-from .graph import float_activations, select_nodes, with_inferred_shapes
+from .exporters import ExportContext, Target, TrtOptions, parse_targets
+from .graph import COMPUTE_OPS, select_nodes, with_inferred_shapes
 from .hashing import sha256_file
 from .ranges import RangeTable
 from .report import Report, plot_tradeoff
 from .sources import LoadedModel, load_model
 from .specs import Gates, QuantRecipe, TensorSpec
-from .validators.bench import BenchSettings, latency_in_subprocess, peak_rss_in_subprocess
+from .validators.bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
 from .validators.parity import ParityAccumulator
 from .validators.runtimes import open_runner
 
@@ -50,6 +50,8 @@ class PipelineConfig:
     random_data: bool = False
     random_samples: int = 64
     ranges_from: str | None = None
+    ranges_from_cache: str | None = None
+    trt: TrtOptions = field(default_factory=TrtOptions)
     recipe: QuantRecipe = field(default_factory=QuantRecipe)
     gates: Gates = field(default_factory=Gates)
     bench: BenchSettings | None = field(default_factory=BenchSettings)
@@ -229,18 +231,26 @@ def _ranges(config: PipelineConfig, targets: list[Target], fp32: Path, calib: Ca
     if not any(target.needs_ranges for target in targets):
         return None
     if config.ranges_from:
-        return _checked_ranges(Path(config.ranges_from), fp32, config.recipe)
+        return _checked_ranges(RangeTable.load(config.ranges_from), config.ranges_from, fp32, config.recipe)
+    if config.ranges_from_cache:
+        try:
+            text = Path(config.ranges_from_cache).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--ranges-from-cache {config.ranges_from_cache}: cannot read ({exc})") from None
+        table = RangeTable.from_trt_cache(text, config.ranges_from_cache)
+        return _checked_ranges(table, config.ranges_from_cache, fp32, config.recipe)
     return calibrate_onnx(fp32, calib, config.recipe, config.progress)
 
 
-def _checked_ranges(path: Path, fp32: Path, recipe: QuantRecipe) -> RangeTable:
-    """A range table given by the user must cover every tensor this model's quantization needs."""
-    table = RangeTable.load(path)
+def _checked_ranges(table: RangeTable, path: str, fp32: Path, recipe: QuantRecipe) -> RangeTable:
+    """A range table given by the user must cover the activation input of every compute op."""
     graph = with_inferred_shapes(onnx.load(str(fp32), load_external_data=False))
-    needed = float_activations(graph, select_nodes(graph, recipe))
+    compute = QuantRecipe(include_ops=COMPUTE_OPS, exclude_ops=recipe.exclude_ops, exclude_nodes=recipe.exclude_nodes)
+    constants = {init.name for init in graph.graph.initializer}
+    needed = [node.input[0] for node in select_nodes(graph, compute) if node.input[0] not in constants]
     missing = [name for name in needed if name not in table.ranges and name not in table.skipped]
     if missing:
-        raise UsageError(f"--ranges {path}: no range for {len(missing)} of the {len(needed)} tensors this model "
+        raise UsageError(f"{path}: no range for {len(missing)} of the {len(needed)} tensors this model "
                          f"quantizes (first: {', '.join(missing[:3])}); was it calibrated on another model?")
     return table
 
@@ -255,20 +265,20 @@ class Benchmarker:
         self.settings = settings
         self.sample = bench_sample(validation, settings)
         self.reference = reference
-        self.reference_rss: float | None = None
+        self.reference_memory: dict | None = None
         self.bar = tqdm(total=count, unit="artifact", desc="benchmarking", disable=not progress, file=sys.stderr,
                         leave=False)
 
     def compare(self, runtime: str, path: Path) -> dict:
         reference, candidate = latency_in_subprocess([("onnxruntime", self.reference), (runtime, path)],
                                                      self.sample, self.settings)
-        if self.reference_rss is None:
-            self.reference_rss = peak_rss_in_subprocess("onnxruntime", self.reference, self.sample, self.settings)
-        candidate_rss = peak_rss_in_subprocess(runtime, path, self.sample, self.settings)
+        if self.reference_memory is None:
+            self.reference_memory = memory_in_subprocess("onnxruntime", self.reference, self.sample, self.settings)
+        candidate_memory = memory_in_subprocess(runtime, path, self.sample, self.settings)
         self.bar.update(1)
         result = {
-            "reference": flat_bench(reference, self.reference_rss, self.reference.stat().st_size, self.settings),
-            "candidate": flat_bench(candidate, candidate_rss, path.stat().st_size, self.settings),
+            "reference": flat_bench(reference, self.reference_memory, self.reference.stat().st_size, self.settings),
+            "candidate": flat_bench(candidate, candidate_memory, path.stat().st_size, self.settings),
             "method": "reference and candidate timed interleaved in one process; peak RSS each in its own",
         }
         result["ratios"] = _ratios(result["reference"], result["candidate"])
@@ -278,11 +288,10 @@ class Benchmarker:
         self.bar.close()
 
 
-def flat_bench(by_batch: dict, peak_rss_mb: float, size_bytes: int, settings: BenchSettings) -> dict:
+def flat_bench(by_batch: dict, memory: dict, size_bytes: int, settings: BenchSettings) -> dict:
     """The first batch size's numbers at the top level, every batch size under `by_batch`."""
     first = by_batch[str(settings.batches[0])]
-    return {**first, "batch": settings.batches[0], "by_batch": by_batch, "peak_rss_mb": peak_rss_mb,
-            "size_bytes": size_bytes}
+    return {**first, "batch": settings.batches[0], "by_batch": by_batch, **memory, "size_bytes": size_bytes}
 
 
 def _ratios(reference: dict, candidate: dict) -> dict:
@@ -297,7 +306,9 @@ def _ratios(reference: dict, candidate: dict) -> dict:
 
 def _build_bundle(config, target, model, fp32, ranges, validation, bench, context, bundle) -> Report:
     with BundleWriter(bundle) as folder:
-        ctx = ExportContext(fp32, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges, folder)
+        first_feeds, _, first_outputs = validation.batches[0]
+        ctx = ExportContext(fp32, model.inputs, tuple(first_outputs), config.recipe, ranges, folder, config.trt,
+                            {name: value.shape for name, value in first_feeds.items()})
         artifact = target.export(ctx)
         artifact_path = folder / artifact.path
         parity = compare(lambda: open_runner(artifact.runtime, str(artifact_path)), validation)
@@ -307,7 +318,7 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
             artifact={"path": artifact.path, "size_bytes": artifact_path.stat().st_size,
                       "sha256": sha256_file(artifact_path), "runtime": artifact.runtime},
             parity=parity.parity(), metrics=parity.metrics(), top1_agreement=parity.top1_agreement(),
-            context=context, notes=list(artifact.notes),
+            context={**context, **artifact.details}, notes=list(artifact.notes),
         )
         if context["data"]["calibration"]["synthetic"]:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
@@ -321,7 +332,8 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
         write_manifest(folder, {
             "target": target.name,
             "artifact": {"path": artifact.path, "runtime": artifact.runtime,
-                         "inputs": [spec.to_dict() for spec in artifact.inputs], "outputs": list(artifact.outputs)},
+                         "inputs": [spec.to_dict() for spec in artifact.inputs], "outputs": list(artifact.outputs),
+                         **artifact.details},
             "source": model.describe(),
             "fp32_onnx_sha256": sha256_file(fp32),
             "data": context["data"],

@@ -50,6 +50,25 @@ class RangeTable:
             skipped=dict(data.get("skipped", {})),
         )
 
+    def to_trt_cache(self, version: int | None = None, algorithm: str | None = None,
+                     tensors: list[str] | None = None) -> str:
+        """TensorRT calibration cache text: scale = amax / 127 for each (or the given) tensor."""
+        from .trt_cache import DEFAULT_ALGORITHM, DEFAULT_VERSION, make_cache
+
+        names = tensors if tensors is not None else sorted(self.ranges)
+        cache = make_cache({name: self.amax(name) for name in names}, version or DEFAULT_VERSION,
+                           algorithm or DEFAULT_ALGORITHM)
+        return cache.to_text()
+
+    @classmethod
+    def from_trt_cache(cls, text: str, source: str = "calibration cache") -> RangeTable:
+        """Symmetric ranges (-amax, amax) from a TensorRT calibration cache."""
+        from .trt_cache import parse_cache
+
+        cache = parse_cache(text, source)
+        return cls(method=f"trt-cache:{cache.algorithm}",
+                   ranges={name: (-amax, amax) for name, amax in cache.amax().items()})
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 

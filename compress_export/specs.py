@@ -120,4 +120,4 @@ class Artifact:
     outputs: tuple[str, ...]
     runtime: str = "onnxruntime"
     notes: tuple[str, ...] = ()
-    extra_files: tuple[str, ...] = field(default=())
+    details: dict = field(default_factory=dict)  # target facts for report and manifest (engine_built, ...)

@@ -63,3 +63,18 @@ def masked_model(tmp_path_factory):
 
 def bundle_files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+RESIDUAL_FACTORY = f"{Path(__file__).with_name('residual_digits.py')}:factory"
+
+
+@pytest.fixture(scope="session")
+def residual_weights(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from compress_export.demo.data import digits_split
+    from tests.residual_digits import train
+
+    path = tmp_path_factory.mktemp("residual") / "residual.safetensors"
+    save_file(train(*digits_split()["train"]), str(path))
+    return path

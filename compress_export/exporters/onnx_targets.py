@@ -25,7 +25,7 @@ def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> A
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
+def quiet_root_logger():
     """onnxruntime's quantizer warns through the root logger on every call ("consider pre-processing")."""
     root = logging.getLogger()
     level = root.level
@@ -81,7 +81,7 @@ def export_int8(ctx: ExportContext) -> Artifact:
         cache = Path(tmp) / "ranges.ort.json"
         save_tensors_data(tensors, cache)
         try:
-            with _quiet_root_logger():
+            with quiet_root_logger():
                 quantize_static(
                     str(ctx.fp32_onnx), str(ctx.bundle_dir / MODEL_FILE), calibration_data_reader=None,
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types(ctx.recipe),
@@ -109,7 +109,7 @@ def export_dynamic(ctx: ExportContext) -> Artifact:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     wanted = [op for op in op_types(ctx.recipe) if op in DYNAMIC_OPS] or list(DYNAMIC_OPS)
-    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp, quiet_root_logger():
         # The exporter's value_info can disagree with the quantizer's rewrite of a transposed Gemm
         # ("Inferred shape and existing shape differ"); it is derived data, re-inferred on load.
         model = onnx.load(str(ctx.fp32_onnx))

@@ -12,6 +12,16 @@ from ..specs import Artifact, QuantRecipe, TensorSpec
 
 
 @dataclass(frozen=True)
+class TrtOptions:
+    """TensorRT settings: the calibration cache header, and whether an engine is required."""
+
+    cache_version: int = 100300
+    cache_algorithm: str = "EntropyCalibration2"
+    require_engine: bool = False
+    max_batch: int = 32
+
+
+@dataclass(frozen=True)
 class ExportContext:
     fp32_onnx: Path
     inputs: tuple[TensorSpec, ...]
@@ -19,6 +29,8 @@ class ExportContext:
     recipe: QuantRecipe
     ranges: RangeTable | None
     bundle_dir: Path
+    trt: TrtOptions = field(default_factory=lambda: TrtOptions())
+    example_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ def latency_in_subprocess(models: list[tuple[str, Path]], sample: dict[str, np.n
     return _worker("latency", models, sample, settings)["by_batch"]
 
 
-def peak_rss_in_subprocess(runtime: str, path: Path, sample: dict[str, np.ndarray], settings: BenchSettings) -> float:
-    """Peak RSS (MB) of a fresh process that loads the model and runs each batch size once."""
-    return _worker("memory", [(runtime, path)], sample, settings)["peak_rss_mb"]
+def memory_in_subprocess(runtime: str, path: Path, sample: dict[str, np.ndarray], settings: BenchSettings) -> dict:
+    """Peak RSS (MB), and GPU memory where the runner measures it, of a fresh process that loads the
+    model and runs each batch size once."""
+    return _worker("memory", [(runtime, path)], sample, settings)

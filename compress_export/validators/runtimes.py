@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .runner import Runner
 
-RUNTIMES = ("onnxruntime",)
+RUNTIMES = ("onnxruntime", "tensorrt")
 
 
 def open_runner(runtime: str, path: str, threads: int | None = None) -> Runner:
@@ -12,6 +12,10 @@ def open_runner(runtime: str, path: str, threads: int | None = None) -> Runner:
         from .runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, threads)
+    if runtime == "tensorrt":
+        from ..exporters.tensorrt.runner import TensorRTRunner
+
+        return TensorRTRunner(path)
     from ..errors import UsageError
 
     raise UsageError(f"no runner for runtime {runtime!r}; known: {', '.join(RUNTIMES)}")

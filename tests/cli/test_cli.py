@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from compress_export.cli import cli
 from tests.conftest import DIGITS_FACTORY
 
-COMMANDS = [[], ["export"], ["calibrate"], ["validate"], ["demo"], ["targets"]]
+COMMANDS = [[], ["export"], ["calibrate"], ["validate"], ["demo"], ["targets"], ["lint"], ["build-engine"]]
 
 
 def invoke(*args):
@@ -235,3 +235,28 @@ def test_ranges_from_file_are_reused_and_checked_against_the_model(tmp_path, dig
     ranges.write_text(json.dumps(foreign))
     _assert_one_line_error(invoke(*common, "--ranges", ranges, "--calib-data", calib, "--out", tmp_path / "b"), 2,
                            "no range for")
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("tensorrt") is not None,
+                    reason="tensorrt is installed: the missing-engine paths are not taken")
+def test_tensorrt_commands_without_tensorrt(tmp_path, digits_onnx, digits_data):
+    calib, val = digits_data
+    out = tmp_path / "out"
+    common = [digits_onnx, "--calib-data", calib, "--val-data", val, "--out", out, "--no-bench", "-q"]
+    assert invoke(*common, "--to", "onnx-int8,trt-int8").exit_code == 0
+    ours = invoke("lint", out / "trt-int8" / "model.onnx", "--json")
+    assert ours.exit_code == 0 and json.loads(ours.stdout)["passed"] is True
+    theirs = invoke("lint", out / "onnx-int8" / "model.onnx")
+    assert theirs.exit_code == 1
+    assert "zero point must be 0" in theirs.output
+    _assert_one_line_error(invoke("lint", tmp_path / "none.onnx"), 2, "no such file")
+    _assert_one_line_error(invoke("validate", out / "trt-int8", "--no-bench", "-q", "--require-engine"), 3,
+                           "--require-engine")
+    _assert_one_line_error(invoke("build-engine", out / "trt-int8"), 3, "tensorrt not installed")
+    _assert_one_line_error(invoke("build-engine", out / "onnx-int8"), 2, "takes trt-int8 bundles")
+    _assert_one_line_error(invoke(*common, "--to", "trt-int8", "--require-engine"), 3, "tensorrt not installed")
+    assert (out / "trt-int8" / "calibration.cache").read_text().startswith("TRT-100300-EntropyCalibration2")
+    version = invoke(*common, "--to", "trt-int8", "--trt-cache-version", "8601", "--trt-cache-algorithm",
+                     "MinMaxCalibration")
+    assert version.exit_code == 0
+    assert (out / "trt-int8" / "calibration.cache").read_text().startswith("TRT-8601-MinMaxCalibration\n")

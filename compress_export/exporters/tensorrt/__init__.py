@@ -1,0 +1,1 @@
+"""TensorRT: explicit-quantization QDQ ONNX, its linter, engine building and a runner where TensorRT exists."""

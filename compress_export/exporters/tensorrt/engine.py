@@ -1,0 +1,96 @@
+"""Building a TensorRT engine from the QDQ ONNX, where the `tensorrt` package imports."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import ExportError, require
+from ...specs import TensorSpec
+
+
+def tensorrt_available() -> bool:
+    if importlib.util.find_spec("tensorrt") is None:
+        return False
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:  # an installed wheel without its CUDA libraries fails at import
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class EngineBuildSettings:
+    """The optimization profile spans batch 1..max_batch (opt at max_batch); other dynamic dims take
+    the sizes of `example_shapes` (from the reference inputs)."""
+
+    inputs: tuple[TensorSpec, ...]
+    max_batch: int = 32
+    example_shapes: dict | None = None
+    strongly_typed: bool = False
+
+
+def _profile_shapes(spec: TensorSpec, settings: EngineBuildSettings) -> tuple[tuple, tuple, tuple]:
+    example = (settings.example_shapes or {}).get(spec.name)
+    low, opt, high = [], [], []
+    for axis, dim in enumerate(spec.shape):
+        if isinstance(dim, int):
+            sizes = (dim, dim, dim)
+        elif axis == 0:
+            sizes = (1, settings.max_batch, settings.max_batch)
+        elif example is not None:
+            sizes = (example[axis],) * 3
+        else:
+            raise ExportError(f"input {spec.name!r} dim {axis} ({dim}) is dynamic; the engine profile needs a size")
+        for target, size in zip((low, opt, high), sizes, strict=True):
+            target.append(size)
+    return tuple(low), tuple(opt), tuple(high)
+
+
+def device_versions() -> dict:
+    versions = {}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            versions.update(cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(0))
+    except ImportError:
+        pass
+    return versions
+
+
+def build_engine(onnx_path: Path, engine_path: Path, timing_cache_path: Path, settings: EngineBuildSettings) -> dict:
+    """Parse the QDQ ONNX and build a serialized engine; the timing cache is read and written back."""
+    trt = require("tensorrt", "tensorrt")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    creation = trt.NetworkDefinitionCreationFlag
+    strongly_typed = settings.strongly_typed and hasattr(creation, "STRONGLY_TYPED")
+    flags = 1 << int(creation.STRONGLY_TYPED) if strongly_typed else 0
+    if not strongly_typed and hasattr(creation, "EXPLICIT_BATCH"):  # TensorRT < 10 needs it; 10 ignores it
+        flags |= 1 << int(creation.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    if not strongly_typed:
+        # Q/DQ pins the quantized layers to INT8; the others may run in FP16.
+        if hasattr(trt.BuilderFlag, "INT8"):
+            config.set_flag(trt.BuilderFlag.INT8)
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    for spec in settings.inputs:
+        profile.set_shape(spec.name, *_profile_shapes(spec, settings))
+    config.add_optimization_profile(profile)
+    previous = timing_cache_path.read_bytes() if timing_cache_path.is_file() else b""
+    config.set_timing_cache(config.create_timing_cache(previous), False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError("TensorRT failed to build the engine (see its log above)")
+    engine_path.write_bytes(bytes(serialized))
+    timing_cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return {"tensorrt": trt.__version__, "strongly_typed": strongly_typed, "max_batch": settings.max_batch,
+            **device_versions()}

@@ -1,0 +1,140 @@
+"""Checks that a QDQ ONNX model follows the rules TensorRT's explicit quantization needs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+MIN_OPSET = 13
+WEIGHT_CONSUMERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    node: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.node}: {self.message}"
+
+
+class _Graph:
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+        for node in model.graph.node:
+            if node.op_type == "Constant":
+                for attribute in node.attribute:
+                    if attribute.name == "value":
+                        self.constants[node.output[0]] = numpy_helper.to_array(attribute.t)
+        self.producer = {out: node for node in model.graph.node for out in node.output}
+        self.consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+        for node in model.graph.node:
+            for index, name in enumerate(node.input):
+                self.consumers.setdefault(name, []).append((node, index))
+        self.outputs = {output.name for output in model.graph.output}
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return attribute.i
+    return default
+
+
+def _output_channel_axis(consumer: onnx.NodeProto, weight_rank: int) -> int:
+    if consumer.op_type == "ConvTranspose":
+        return 1
+    if consumer.op_type == "Gemm":
+        return 0 if _attribute(consumer, "transB", 0) else 1
+    if consumer.op_type == "MatMul":
+        return weight_rank - 1
+    return 0
+
+
+def lint_for_tensorrt(model: onnx.ModelProto) -> list[Violation]:
+    graph = _Graph(model)
+    found: list[Violation] = []
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < MIN_OPSET:
+        found.append(Violation("opset", "<model>", f"opset {opset} < {MIN_OPSET}: per-channel Q/DQ needs opset 13"))
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            found += _check_qdq(graph, node)
+        elif node.op_type == "Concat":
+            found += _check_concat(graph, node)
+    return found
+
+
+def _check_qdq(graph: _Graph, node: onnx.NodeProto) -> list[Violation]:
+    found = []
+    name = node.name or node.output[0]
+    scale = graph.constants.get(node.input[1])
+    if scale is None:
+        found.append(Violation("scale", name, "scale must be a constant"))
+    elif not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        found.append(Violation("scale", name, "scales must be positive and finite"))
+    zero_point = graph.constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if len(node.input) < 3 or not node.input[2]:
+        if node.op_type == "QuantizeLinear":
+            found.append(Violation("int8", name, "no zero point: the output defaults to UINT8; TensorRT needs INT8"))
+    elif zero_point is None:
+        found.append(Violation("zero-point", name, "zero point must be a constant"))
+    else:
+        if zero_point.dtype != np.int8:
+            found.append(Violation("int8", name, f"zero point is {zero_point.dtype}; TensorRT supports only INT8 Q/DQ"))
+        if np.any(zero_point != 0):
+            found.append(Violation("zero-point", name,
+                                   "zero point must be 0: TensorRT supports only symmetric quantization"))
+    if node.op_type == "DequantizeLinear":
+        found += _check_dequantize(graph, node, name, scale)
+    if any(output in graph.outputs for output in node.output):
+        found.append(Violation("graph-output", name,
+                               f"{node.op_type} produces a graph output; TensorRT cannot fuse it"))
+    return found
+
+
+def _check_dequantize(graph: _Graph, node: onnx.NodeProto, name: str, scale) -> list[Violation]:
+    found = []
+    for consumer, index in graph.consumers.get(node.output[0], []):
+        if consumer.op_type in ("Conv", "ConvTranspose", "Gemm") and index == 2:
+            found.append(Violation("bias", name, f"bias of {consumer.name} is quantized; keep biases in float "
+                                   "(TensorRT's parser rejects an INT32 bias DequantizeLinear)"))
+    data = graph.constants.get(node.input[0])
+    if data is None:
+        return found
+    if data.dtype != np.int8:
+        found.append(Violation("int8", name, f"quantized weight is {data.dtype}; TensorRT needs INT8"))
+    elif data.size and (data.min() < -127 or data.max() > 127):
+        found.append(Violation("weight-range", name, "INT8 weights must lie in [-127, 127]"))
+    if scale is not None and np.size(scale) > 1:
+        axis = _attribute(node, "axis", 1)
+        axis = axis + data.ndim if axis < 0 else axis
+        for consumer, index in graph.consumers.get(node.output[0], []):
+            if consumer.op_type in WEIGHT_CONSUMERS and index == 1:
+                wanted = _output_channel_axis(consumer, data.ndim)
+                if axis != wanted:
+                    found.append(Violation("channel-axis", name, f"per-channel axis {axis} of the weight of "
+                                           f"{consumer.name}; TensorRT needs the output-channel axis {wanted}"))
+    return found
+
+
+def _check_concat(graph: _Graph, node: onnx.NodeProto) -> list[Violation]:
+    scales = []
+    for name in node.input:
+        producer = graph.producer.get(name)
+        if producer is None or producer.op_type != "DequantizeLinear":
+            return []
+        scales.append(graph.constants.get(producer.input[1]))
+    if any(scale is None for scale in scales):
+        return []
+    if len({float(np.asarray(scale).ravel()[0]) for scale in scales}) > 1 or any(np.size(s) != 1 for s in scales):
+        return [Violation("concat-scale", node.name, "Concat inputs must share one scale so TensorRT can fuse it")]
+    return []

@@ -1,0 +1,123 @@
+"""`trt-int8`: INT8 QDQ ONNX placed and scaled the way TensorRT's explicit quantization needs, a
+TensorRT calibration cache, and an engine where TensorRT imports."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ...errors import ExportError, MissingDependencyError
+from ...graph import COMPUTE_OPS, nodes_touching, select_nodes
+from ...ranges import RangeTable
+from ...specs import Artifact, QuantRecipe
+from ..onnx_targets import MODEL_FILE, quiet_root_logger
+from ..registry import ExportContext, register
+from .lint import lint_for_tensorrt
+
+CACHE_FILE = "calibration.cache"
+ENGINE_FILE = "model.engine"
+TIMING_CACHE_FILE = "timing.cache"
+PROXY_NOTE = "TensorRT is not installed here: validated the QDQ ONNX in onnxruntime as a proxy for the engine"
+
+
+def tensorrt_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[onnx.NodeProto]:
+    """Inputs of compute ops, and residual Adds (both inputs computed), as ModelOpt places them."""
+    compute = QuantRecipe(**{**recipe.__dict__, "include_ops": recipe.include_ops or COMPUTE_OPS})
+    chosen = select_nodes(model, compute)
+    if "Add" not in recipe.exclude_ops and not recipe.include_ops:
+        constants = {init.name for init in model.graph.initializer}
+        constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+        residual = QuantRecipe(include_ops=("Add",), exclude_nodes=recipe.exclude_nodes)
+        chosen += [node for node in select_nodes(model, residual) if not set(node.input) & constants]
+    return chosen
+
+
+def symmetric_ranges(model: onnx.ModelProto, ranges: RangeTable) -> dict[str, float]:
+    """amax per tensor; the inputs and output of a Concat share the largest, so they share one scale."""
+    amax = {name: ranges.amax(name) for name in ranges.ranges if name not in ranges.skipped}
+    for node in model.graph.node:
+        if node.op_type == "Concat":
+            members = [name for name in list(node.input) + list(node.output) if name in amax]
+            if len(members) > 1:
+                shared = max(amax[name] for name in members)
+                amax.update({name: shared for name in members})
+    return amax
+
+
+def quantized_activations(model: onnx.ModelProto) -> list[str]:
+    constants = {init.name for init in model.graph.initializer}
+    names = [node.input[0] for node in model.graph.node if node.op_type == "QuantizeLinear"]
+    return sorted({name for name in names if name not in constants})
+
+
+def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
+    """The scale of every activation QuantizeLinear, by the name of the tensor it quantizes."""
+    initializers = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    return {node.input[0]: float(np.asarray(initializers[node.input[1]]).ravel()[0])
+            for node in model.graph.node
+            if node.op_type == "QuantizeLinear" and node.input[0] not in initializers}
+
+
+@register("trt-int8", "TensorRT INT8: symmetric QDQ ONNX + calibration.cache (+ engine where TensorRT exists)",
+          needs_ranges=True, extra="tensorrt")
+def export_trt_int8(ctx: ExportContext) -> Artifact:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+
+    model = onnx.load(str(ctx.fp32_onnx))
+    nodes = tensorrt_nodes(model, ctx.recipe)
+    kept_float = set(nodes_touching(model, ctx.ranges.skipped))
+    chosen = [node.name for node in nodes if node.name not in kept_float]
+    if not chosen:
+        raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
+    op_types = sorted({node.op_type for node in nodes})
+    amax = symmetric_ranges(model, ctx.ranges)
+    tensors = TensorsData(CalibrationMethod.MinMax, {
+        name: TensorData(lowest=-np.float32(value), highest=np.float32(value)) for name, value in amax.items()})
+    output = ctx.bundle_dir / MODEL_FILE
+    with tempfile.TemporaryDirectory(prefix="ce-trt-") as tmp:
+        cache = Path(tmp) / "ranges.ort.json"
+        save_tensors_data(tensors, cache)
+        try:
+            with quiet_root_logger():
+                quantize_static(
+                    str(ctx.fp32_onnx), str(output), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=op_types, per_channel=ctx.recipe.per_channel,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=chosen,
+                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                   "OpTypesToExcludeOutputQuantization": op_types},
+                )
+        except Exception as exc:
+            raise ExportError(f"QDQ quantization for TensorRT failed: {type(exc).__name__}: {exc}") from None
+    quantized = onnx.load(str(output))
+    violations = lint_for_tensorrt(quantized)
+    if violations:
+        listed = "; ".join(str(v) for v in violations[:3])
+        raise ExportError(f"the TensorRT QDQ model breaks {len(violations)} rule(s): {listed}")
+    activations = quantized_activations(quantized)
+    (ctx.bundle_dir / CACHE_FILE).write_text(
+        ctx.ranges.to_trt_cache(ctx.trt.cache_version, ctx.trt.cache_algorithm, tensors=activations))
+    notes = [f"{len(chosen)} nodes quantized ({', '.join(op_types)}), symmetric INT8, biases in float",
+             f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.trt.cache_version}-{ctx.trt.cache_algorithm}",
+             "passes the TensorRT QDQ linter"]
+    return _with_engine(ctx, notes)
+
+
+def _with_engine(ctx: ExportContext, notes: list[str]) -> Artifact:
+    from .engine import EngineBuildSettings, build_engine, tensorrt_available
+
+    if not tensorrt_available():
+        if ctx.trt.require_engine:
+            raise MissingDependencyError("tensorrt not installed: cannot build the engine required by "
+                                         "--require-engine (build it on the target: compress-export build-engine)")
+        return Artifact("trt-int8", MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", (*notes, PROXY_NOTE),
+                        details={"engine_built": False, "validated_with": "onnxruntime CPU (proxy for TensorRT)"})
+    settings = EngineBuildSettings(ctx.inputs, ctx.trt.max_batch, ctx.example_shapes)
+    versions = build_engine(ctx.bundle_dir / MODEL_FILE, ctx.bundle_dir / ENGINE_FILE,
+                            ctx.bundle_dir / TIMING_CACHE_FILE, settings)
+    return Artifact("trt-int8", ENGINE_FILE, ctx.inputs, ctx.outputs, "tensorrt", tuple(notes),
+                    details={"engine_built": True, "validated_with": "TensorRT", "tensorrt": versions})
