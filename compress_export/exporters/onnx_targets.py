@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from ..errors import ExportError
 from ..graph import nodes_touching, op_types, select_nodes
 from ..specs import Artifact
+from .qdq import quantize_with_ranges, quiet_root_logger
 from .registry import ExportContext, register
 
 MODEL_FILE = "model.onnx"
@@ -22,18 +20,6 @@ DYNAMIC_OPS = ("MatMul", "Gemm")
 
 def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> Artifact:
     return Artifact(target, MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", notes)
-
-
-@contextlib.contextmanager
-def quiet_root_logger():
-    """onnxruntime's quantizer warns through the root logger on every call ("consider pre-processing")."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 @register("onnx", "FP32 ONNX (the exported graph itself)")
@@ -57,9 +43,6 @@ def export_fp16(ctx: ExportContext) -> Artifact:
 @register("onnx-int8", "static INT8 QDQ: per-channel INT8 weights, UINT8 activations from our ranges",
           needs_ranges=True)
 def export_int8(ctx: ExportContext) -> Artifact:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
-
     model = onnx.load(str(ctx.fp32_onnx))
     ranges = ctx.ranges
     selected = [node.name for node in select_nodes(model, ctx.recipe)]
@@ -67,31 +50,11 @@ def export_int8(ctx: ExportContext) -> Artifact:
     chosen = [name for name in selected if name not in kept_float]
     if not chosen:
         raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
-    tensors = TensorsData(
-        CalibrationMethod.MinMax,
-        {
-            name: TensorData(lowest=np.float32(lo), highest=np.float32(hi))
-            for name, (lo, hi) in ranges.ranges.items()
-            if name not in ranges.skipped
-        },
-    )
     notes = [f"kept in float: {name} (touches a tensor that {_reason(model, name, ranges.skipped)})"
              for name in sorted(kept_float)]
-    with tempfile.TemporaryDirectory(prefix="ce-qdq-") as tmp:
-        cache = Path(tmp) / "ranges.ort.json"
-        save_tensors_data(tensors, cache)
-        try:
-            with quiet_root_logger():
-                quantize_static(
-                    str(ctx.fp32_onnx), str(ctx.bundle_dir / MODEL_FILE), calibration_data_reader=None,
-                    quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types(ctx.recipe),
-                    per_channel=ctx.recipe.per_channel, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, nodes_to_quantize=chosen,
-                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
-                    extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-                )
-        except Exception as exc:
-            raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
+    usable = {name: value for name, value in ranges.ranges.items() if name not in ranges.skipped}
+    quantize_with_ranges(ctx.fp32_onnx, ctx.bundle_dir / MODEL_FILE, usable, chosen, op_types(ctx.recipe),
+                         per_channel=ctx.recipe.per_channel, symmetric_activations=False)
     notes.insert(0, f"{len(chosen)} nodes quantized ({', '.join(op_types(ctx.recipe))})")
     return _artifact(ctx, "onnx-int8", tuple(notes))
 

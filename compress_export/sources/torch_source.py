@@ -38,15 +38,7 @@ class TorchRunner(Runner):
         self.module = module
         self.inputs = inputs
         self.by_keyword = by_keyword
-        self._outputs: list[str] | None = None
-
-    @property
-    def input_names(self) -> list[str]:
-        return [spec.name for spec in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs or []
+        self._inputs = [spec.name for spec in inputs]
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch

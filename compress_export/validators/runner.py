@@ -15,14 +15,16 @@ class Runner(ABC):
 
     def __init__(self) -> None:
         self._active = False
+        self._inputs: list[str] = []
+        self._outputs: list[str] = []
 
     @property
-    @abstractmethod
-    def input_names(self) -> list[str]: ...
+    def input_names(self) -> list[str]:
+        return self._inputs
 
     @property
-    @abstractmethod
-    def output_names(self) -> list[str]: ...
+    def output_names(self) -> list[str]:
+        return self._outputs
 
     def __enter__(self) -> Runner:
         self.activate()
@@ -65,14 +67,6 @@ class OnnxRuntimeRunner(Runner):
         initializers = {init.name for init in model.graph.initializer}
         self._inputs = [i.name for i in model.graph.input if i.name not in initializers]
         self._outputs = [o.name for o in model.graph.output]
-
-    @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
 
     def activate(self) -> None:
         import onnxruntime as ort

@@ -30,14 +30,6 @@ class TensorRTRunner(Runner):
         self._outputs = [name for name in names if not is_input[name]]
         self.last_device_ms: float | None = None
 
-    @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
-
     def activate(self) -> None:
         self.context = self.engine.create_execution_context()
         self.stream = self.torch.cuda.Stream()

@@ -3,9 +3,6 @@ TensorRT calibration cache, and an engine where TensorRT imports."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import onnx
 
@@ -13,7 +10,8 @@ from ...errors import ExportError, MissingDependencyError
 from ...graph import COMPUTE_OPS, nodes_touching, select_nodes
 from ...ranges import RangeTable
 from ...specs import Artifact, QuantRecipe
-from ..onnx_targets import MODEL_FILE, quiet_root_logger
+from ..onnx_targets import MODEL_FILE
+from ..qdq import quantize_with_ranges
 from ..registry import ExportContext, register
 from .lint import lint_for_tensorrt
 
@@ -64,9 +62,6 @@ def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
 @register("trt-int8", "TensorRT INT8: symmetric QDQ ONNX + calibration.cache (+ engine where TensorRT exists)",
           needs_ranges=True, extra="tensorrt")
 def export_trt_int8(ctx: ExportContext) -> Artifact:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
-
     model = onnx.load(str(ctx.fp32_onnx))
     nodes = tensorrt_nodes(model, ctx.recipe)
     kept_float = set(nodes_touching(model, ctx.ranges.skipped))
@@ -75,24 +70,12 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
         raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     op_types = sorted({node.op_type for node in nodes})
     amax = symmetric_ranges(model, ctx.ranges)
-    tensors = TensorsData(CalibrationMethod.MinMax, {
-        name: TensorData(lowest=-np.float32(value), highest=np.float32(value)) for name, value in amax.items()})
     output = ctx.bundle_dir / MODEL_FILE
-    with tempfile.TemporaryDirectory(prefix="ce-trt-") as tmp:
-        cache = Path(tmp) / "ranges.ort.json"
-        save_tensors_data(tensors, cache)
-        try:
-            with quiet_root_logger():
-                quantize_static(
-                    str(ctx.fp32_onnx), str(output), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=op_types, per_channel=ctx.recipe.per_channel,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=chosen,
-                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                   "OpTypesToExcludeOutputQuantization": op_types},
-                )
-        except Exception as exc:
-            raise ExportError(f"QDQ quantization for TensorRT failed: {type(exc).__name__}: {exc}") from None
+    quantize_with_ranges(
+        ctx.fp32_onnx, output, {name: (-value, value) for name, value in amax.items()}, chosen, op_types,
+        per_channel=ctx.recipe.per_channel, symmetric_activations=True,
+        extra_options={"QuantizeBias": False, "OpTypesToExcludeOutputQuantization": op_types},
+    )
     quantized = onnx.load(str(output))
     violations = lint_for_tensorrt(quantized)
     if violations:

@@ -1,0 +1,61 @@
+"""Static QDQ quantization by onnxruntime's quantizer, fed with our ranges instead of its calibrators."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """onnxruntime's quantizer warns through the root logger on every call ("consider pre-processing")."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_with_ranges(
+    fp32: Path,
+    output: Path,
+    ranges: Mapping[str, tuple[float, float]],
+    nodes: Sequence[str],
+    op_types: Sequence[str],
+    *,
+    per_channel: bool,
+    symmetric_activations: bool,
+    extra_options: Mapping[str, object] = (),
+) -> None:
+    """QDQ with per-channel symmetric INT8 weights; activations INT8 symmetric or UINT8 asymmetric.
+    The ranges reach the quantizer through its calibration-cache hook, so none of its calibrators run."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+
+    tensors = TensorsData(CalibrationMethod.MinMax, {
+        name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()})
+    options = {"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True, **dict(extra_options)}
+    with tempfile.TemporaryDirectory(prefix="ce-qdq-") as tmp:
+        cache = Path(tmp) / "ranges.ort.json"
+        save_tensors_data(tensors, cache)
+        try:
+            with quiet_root_logger():
+                quantize_static(
+                    str(fp32), str(output), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=list(op_types), per_channel=per_channel,
+                    activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, nodes_to_quantize=list(nodes),
+                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                    extra_options=options,
+                )
+        except Exception as exc:
+            raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
