@@ -172,8 +172,8 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
 def export_command(model, targets, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
                    random_data, val_data, holdout, ranges_from, ranges_from_cache, calibrator, percentile, num_bins,
                    include_ops, exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine,
-                   bench_batch, bench_runs, bench_seconds, no_bench, trt_cache_version, trt_cache_algorithm,
-                   trt_max_batch, require_engine, seed, as_json, verbose, quiet) -> int:
+                   no_fallback, bench_batch, bench_runs, bench_seconds, no_bench, trt_cache_version,
+                   trt_cache_algorithm, trt_max_batch, require_engine, seed, as_json, verbose, quiet) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
 
     MODEL is a .onnx file, a torch.export .pt2 file, or path/file.py:factory / package.module:factory
@@ -194,7 +194,7 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
         ranges_from_cache=ranges_from_cache,
         trt=TrtOptions(trt_cache_version, trt_cache_algorithm, require_engine, trt_max_batch),
         recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
-        gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine),
+        gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine), fallback=not no_fallback,
         bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), seed=seed, progress=not quiet,
     )
     result = run(config)

@@ -61,6 +61,8 @@ gate_options = _stack(
                  help="Gate: largest accepted accuracy drop, in points (needs labels)."),
     click.option("--min-cosine", type=float, default=0.99, show_default=True,
                  help="Gate: smallest accepted mean cosine similarity per output."),
+    click.option("--no-fallback", is_flag=True,
+                 help="Do not keep the most sensitive nodes in float when a quantized artifact misses the gates."),
 )
 
 bench_options = _stack(

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,18 @@ from .calibrate import calibrate_onnx
 from .data import LABEL_KEY, CalibrationData, infer_specs, load_npz_data, random_data
 from .errors import ExportError, UsageError
 from .exporters import ExportContext, Target, TrtOptions, parse_targets
-from .graph import COMPUTE_OPS, select_nodes, with_inferred_shapes
+from .graph import COMPUTE_OPS, op_types, select_nodes, with_inferred_shapes
 from .hashing import sha256_file
 from .ranges import RangeTable
 from .report import Report, plot_tradeoff
+from .sensitivity import (
+    Evaluator,
+    adjacent_nodes,
+    plot_sensitivity,
+    quantized_activations,
+    search_fallback,
+    subsample,
+)
 from .sources import LoadedModel, load_model
 from .specs import Gates, QuantRecipe, TensorSpec
 from .validators.bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
@@ -57,6 +65,7 @@ class PipelineConfig:
     bench: BenchSettings | None = field(default_factory=BenchSettings)
     seed: int = 0
     progress: bool = True
+    fallback: bool = True
 
 
 @dataclass
@@ -309,9 +318,8 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
         first_feeds, _, first_outputs = validation.batches[0]
         ctx = ExportContext(fp32, model.inputs, tuple(first_outputs), config.recipe, ranges, folder, config.trt,
                             {name: value.shape for name, value in first_feeds.items()})
-        artifact = target.export(ctx)
+        artifact, parity, search = _export_within_budget(config, target, ctx, validation)
         artifact_path = folder / artifact.path
-        parity = compare(lambda: open_runner(artifact.runtime, str(artifact_path)), validation)
         report = Report(
             target=target.name,
             gates=config.gates,
@@ -320,6 +328,10 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
             parity=parity.parity(), metrics=parity.metrics(), top1_agreement=parity.top1_agreement(),
             context={**context, **artifact.details}, notes=list(artifact.notes),
         )
+        if search is not None:
+            report.sensitivity = search.to_dict()
+            if search.ranking:
+                plot_sensitivity(search.ranking, folder / "sensitivity.png")
         if context["data"]["calibration"]["synthetic"]:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
         if bench is not None:
@@ -343,6 +355,38 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
             "compress_export_version": __version__,
         })
     return report
+
+
+def _export_within_budget(config: PipelineConfig, target: Target, ctx: ExportContext, validation: ValidationSet):
+    """Export; when a quantized artifact misses the quality budget, keep the most sensitive nodes in
+    float until it holds (unless --no-fallback), and export again."""
+    artifact = target.export(ctx)
+    path = ctx.bundle_dir / artifact.path
+    parity = compare(lambda: open_runner(artifact.runtime, str(path)), validation)
+    searchable = target.needs_ranges and config.fallback and artifact.runtime == "onnxruntime"
+    if not searchable or _within(parity, config.gates):
+        return artifact, parity, None
+    from tqdm import tqdm
+
+    quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
+    candidates = quantized_activations(quantized)
+    evaluator = Evaluator(quantized, original, subsample(validation.batches), config.gates)
+    with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not config.progress,
+              file=sys.stderr, leave=False) as bar:
+        search = search_fallback(evaluator, candidates, on_step=lambda: bar.update(1))
+    search.samples = sum(len(labels_or_rows(feeds)) for feeds, _, _ in evaluator.batches)
+    if search.float_tensors:
+        quantizable = {node.name for node in original.graph.node
+                       if node.op_type in {*op_types(config.recipe), "Add"}}
+        float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
+        search.float_nodes = float_nodes
+        artifact = target.export(replace(ctx, float_nodes=frozenset(float_nodes)))
+        parity = compare(lambda: open_runner(artifact.runtime, str(path)), validation)
+    return artifact, parity, search
+
+
+def _within(parity: ParityAccumulator, gates: Gates) -> bool:
+    return Report("", gates, {}, parity=parity.parity(), metrics=parity.metrics()).passed
 
 
 def _speed_warnings(target: str, ratios: dict) -> list[str]:

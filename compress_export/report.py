@@ -24,6 +24,7 @@ class Report:
     context: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sensitivity: dict | None = None
 
     def gate_results(self) -> list[dict]:
         results = []
@@ -82,6 +83,8 @@ class Report:
         }
         if self.top1_agreement is not None:
             data["top1_agreement"] = self.top1_agreement
+        if self.sensitivity is not None:
+            data["sensitivity"] = self.sensitivity
         return _finite(data)
 
     def quality(self) -> tuple[str, float | None, float | None]:
@@ -110,10 +113,32 @@ class Report:
         for gate in self.gate_results():
             lines.append(f"| {gate['gate']} | {gate['limit']:g} | {gate['value']:.6g} | "
                          f"{'pass' if gate['passed'] else 'FAIL'} |")
+        lines += self._sensitivity_lines()
         for title, items in (("Notes", self.notes), ("Warnings", self.warnings)):
             if items:
                 lines += ["", f"## {title}", ""] + [f"- {item}" for item in items]
         return "\n".join(lines) + "\n"
+
+    def _sensitivity_lines(self) -> list[str]:
+        search = self.sensitivity
+        if not search:
+            return []
+        base, final = search["all_quantized"], search["with_fallback"]
+        verdict = "the budget holds" if search["budget_met"] else "no fallback set meets the budget"
+        lines = ["", "## Sensitivity", "",
+                 f"All quantized: cosine {base['cosine']:.4f}. With {len(search['kept_in_float'])} activation(s) kept "
+                 f"in float: cosine {final['cosine']:.4f}: {verdict}. {search['evaluations']} evaluations on "
+                 f"{search['subsample']} held-out samples took {search['seconds']:.1f} s.", ""]
+        if search["kept_in_float"]:
+            lines += ["Activations kept in float (most sensitive first): "
+                      + ", ".join(f"`{n}`" for n in search["kept_in_float"]),
+                      "", "Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
+        if search["ranking"]:
+            lines += ["| activation | cosine if alone in float | gain |", "|---|---|---|"]
+            lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} |"
+                      for row in search["ranking"][:15]]
+            lines += ["", "![sensitivity](sensitivity.png)"]
+        return lines
 
     def _quality_rows(self) -> list[str]:
         rows = []

@@ -47,7 +47,7 @@ def export_int8(ctx: ExportContext) -> Artifact:
     ranges = ctx.ranges
     selected = [node.name for node in select_nodes(model, ctx.recipe)]
     kept_float = set(nodes_touching(model, ranges.skipped)) & set(selected)
-    chosen = [name for name in selected if name not in kept_float]
+    chosen = [name for name in selected if name not in kept_float and name not in ctx.float_nodes]
     if not chosen:
         raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     notes = [f"kept in float: {name} (touches a tensor that {_reason(model, name, ranges.skipped)})"

@@ -31,6 +31,7 @@ class ExportContext:
     bundle_dir: Path
     trt: TrtOptions = field(default_factory=lambda: TrtOptions())
     example_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    float_nodes: frozenset[str] = frozenset()  # kept in float by the quality-budget fallback
 
 
 @dataclass(frozen=True)

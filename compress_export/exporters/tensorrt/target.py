@@ -65,7 +65,7 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
     model = onnx.load(str(ctx.fp32_onnx))
     nodes = tensorrt_nodes(model, ctx.recipe)
     kept_float = set(nodes_touching(model, ctx.ranges.skipped))
-    chosen = [node.name for node in nodes if node.name not in kept_float]
+    chosen = [node.name for node in nodes if node.name not in kept_float and node.name not in ctx.float_nodes]
     if not chosen:
         raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     op_types = sorted({node.op_type for node in nodes})
