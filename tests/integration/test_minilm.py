@@ -24,7 +24,7 @@ def test_minilm_export_dynamic_and_static_int8(tmp_path):
     calib, val = example.make_data(tmp_path / "data", calib=96, val=32)
     result = run(PipelineConfig(
         model=f"{EXAMPLE}:factory", targets="onnx,onnx-dynamic,onnx-int8", out=tmp_path / "out",
-        calib_data=str(calib), val_data=str(val), bench=None, progress=False,
+        calib_data=str(calib), val_data=str(val), bench=None, progress=False, fallback=False,
     ))
     reports = {report.target: report.to_dict() for report in result.reports}
     assert reports["onnx"]["parity"]["output"]["cosine"] > 0.9999
