@@ -431,7 +431,7 @@ def _write_reports(folder: Path, report: Report) -> None:
     (folder / "report.md").write_text(report.to_markdown())
     points = _tradeoff_points([report])
     if points:
-        plot_tradeoff(points, report.quality()[0], folder / "tradeoff.png")
+        plot_tradeoff(points, report.quality()[0], folder / "tradeoff.png", _tradeoff_batch([report]))
 
 
 def _tradeoff_points(reports: list[Report]) -> list[tuple[str, float, float]]:
@@ -443,12 +443,19 @@ def _tradeoff_points(reports: list[Report]) -> list[tuple[str, float, float]]:
             continue
         batch = str(max(int(b) for b in bench["candidate"]["by_batch"]))
         if not points:
-            points.append(("FP32", bench["reference"]["by_batch"][batch]["p50_ms"], ref_quality))
-        points.append((report.target, bench["candidate"]["by_batch"][batch]["p50_ms"], cand_quality))
+            points.append(("FP32", 1.0, ref_quality))
+        # Each target is timed interleaved with its own FP32 run: the ratio is the comparable quantity.
+        relative = bench["candidate"]["by_batch"][batch]["p50_ms"] / bench["reference"]["by_batch"][batch]["p50_ms"]
+        points.append((report.target, relative, cand_quality))
     return points
+
+
+def _tradeoff_batch(reports: list[Report]) -> str:
+    benched = [report for report in reports if report.bench]
+    return str(max(int(b) for b in benched[0].bench["candidate"]["by_batch"])) if benched else ""
 
 
 def _plot_summary(reports: list[Report], path: Path) -> None:
     points = _tradeoff_points(reports)
     if points:
-        plot_tradeoff(points, reports[0].quality()[0], path)
+        plot_tradeoff(points, reports[0].quality()[0], path, _tradeoff_batch(reports))

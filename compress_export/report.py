@@ -197,7 +197,7 @@ def _finite(value):
     return value
 
 
-def plot_tradeoff(points: list[tuple[str, float, float]], quality_label: str, path: Path) -> bool:
+def plot_tradeoff(points: list[tuple[str, float, float]], quality_label: str, path: Path, batch: str) -> bool:
     """Quality vs latency scatter; returns False when matplotlib is missing."""
     try:
         import matplotlib
@@ -207,10 +207,11 @@ def plot_tradeoff(points: list[tuple[str, float, float]], quality_label: str, pa
     except ImportError:
         return False
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-    for label, latency, quality in points:
+    for index, (label, latency, quality) in enumerate(points):
         axes.scatter([latency], [quality], s=40)
-        axes.annotate(label, (latency, quality), textcoords="offset points", xytext=(5, 5), fontsize=9)
-    axes.set_xlabel("p50 latency (ms), lower is better")
+        axes.annotate(label, (latency, quality), textcoords="offset points", xytext=(5, 5 if index else -14),
+                      fontsize=9)
+    axes.set_xlabel(f"p50 latency at batch {batch}, relative to FP32 timed beside it (lower is better)")
     axes.set_ylabel(f"{quality_label}, higher is better")
     axes.set_title(f"{quality_label} vs latency")
     axes.grid(True, alpha=0.3)
