@@ -97,11 +97,12 @@ class ValidationSet:
 
     @property
     def samples(self) -> int:
-        return sum(len(labels_or_rows(feeds)) for feeds, _, _ in self.batches)
+        return sum(batch_rows(feeds) for feeds, _, _ in self.batches)
 
 
-def labels_or_rows(feeds: dict[str, np.ndarray]) -> np.ndarray:
-    return next(iter(feeds.values()))
+def batch_rows(feeds: dict[str, np.ndarray]) -> int:
+    """The number of samples in a batch of feeds."""
+    return len(next(iter(feeds.values())))
 
 
 def load_source(config: PipelineConfig) -> LoadedModel:
@@ -166,7 +167,7 @@ def reference_outputs(model: LoadedModel, val: CalibrationData, origin: str, pro
         for batch in val.batches(labels=True):
             labels = batch.pop(LABEL_KEY, None)
             batches.append((batch, labels, runner.infer(batch)))
-            bar.update(len(labels_or_rows(batch)))
+            bar.update(batch_rows(batch))
     return ValidationSet(batches, origin)
 
 
@@ -374,7 +375,7 @@ def _export_within_budget(config: PipelineConfig, target: Target, ctx: ExportCon
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not config.progress,
               file=sys.stderr, leave=False) as bar:
         search = search_fallback(evaluator, candidates, on_step=lambda: bar.update(1))
-    search.samples = sum(len(labels_or_rows(feeds)) for feeds, _, _ in evaluator.batches)
+    search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
     if search.float_tensors:
         quantizable = {node.name for node in original.graph.node
                        if node.op_type in {*op_types(config.recipe), "Add"}}
@@ -410,7 +411,7 @@ def _write_reference(folder: Path, validation: ValidationSet) -> None:
     for feeds, labels, expected in validation.batches:
         if {name: value.shape[1:] for name, value in feeds.items()} != first_shapes:
             continue
-        rows = min(len(labels_or_rows(feeds)), REFERENCE_MAX_SAMPLES - taken)
+        rows = min(batch_rows(feeds), REFERENCE_MAX_SAMPLES - taken)
         if rows <= 0 or size >= REFERENCE_MAX_BYTES:
             break
         for name, value in feeds.items():

@@ -41,7 +41,6 @@ class Target:
     export: Callable[[ExportContext], Artifact]
     needs_ranges: bool = False
     extra: str = "core"
-    aliases: tuple[str, ...] = field(default=())
 
 
 TARGETS: dict[str, Target] = {}
