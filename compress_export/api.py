@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import verify_bundle
-from .data import LABEL_KEY
+from .data import LABEL_KEY, batch_rows
 from .errors import MissingDependencyError, UsageError
 from .pipeline import PipelineConfig, RunResult, ValidationSet, compare, export_fp32, flat_bench, load_source, run
 from .ranges import RangeTable
@@ -163,7 +163,7 @@ def build_engine_for_bundle(folder: Path, max_batch: int = 32, strongly_typed: b
 
 
 def _reference_batches(inputs: dict, labels, outputs: dict, batch: int) -> ValidationSet:
-    count = len(next(iter(inputs.values())))
+    count = batch_rows(inputs)
     batches = []
     for start in range(0, count, batch):
         rows = slice(start, start + batch)

@@ -105,6 +105,11 @@ class CalibrationData:
         }
 
 
+def batch_rows(feeds: dict[str, np.ndarray]) -> int:
+    """The number of samples in a batch of feeds."""
+    return len(next(iter(feeds.values())))
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:

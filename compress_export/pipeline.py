@@ -15,7 +15,7 @@ import onnx
 from . import __version__
 from .bundle import BundleWriter, ensure_writable, write_manifest
 from .calibrate import calibrate_onnx
-from .data import LABEL_KEY, CalibrationData, infer_specs, load_npz_data, random_data
+from .data import LABEL_KEY, CalibrationData, batch_rows, infer_specs, load_npz_data, random_data
 from .errors import ExportError, UsageError
 from .exporters import ExportContext, Target, TrtOptions, parse_targets
 from .graph import COMPUTE_OPS, op_types, select_nodes, with_inferred_shapes
@@ -98,11 +98,6 @@ class ValidationSet:
     @property
     def samples(self) -> int:
         return sum(batch_rows(feeds) for feeds, _, _ in self.batches)
-
-
-def batch_rows(feeds: dict[str, np.ndarray]) -> int:
-    """The number of samples in a batch of feeds."""
-    return len(next(iter(feeds.values())))
 
 
 def load_source(config: PipelineConfig) -> LoadedModel:
@@ -430,13 +425,14 @@ def _write_reference(folder: Path, validation: ValidationSet) -> None:
 def _write_reports(folder: Path, report: Report) -> None:
     (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     (folder / "report.md").write_text(report.to_markdown())
-    points = _tradeoff_points([report])
+    points, batch = _tradeoff_points([report])
     if points:
-        plot_tradeoff(points, report.quality()[0], folder / "tradeoff.png", _tradeoff_batch([report]))
+        plot_tradeoff(points, report.quality()[0], folder / "tradeoff.png", batch)
 
 
-def _tradeoff_points(reports: list[Report]) -> list[tuple[str, float, float]]:
-    points = []
+def _tradeoff_points(reports: list[Report]) -> tuple[list[tuple[str, float, float]], str]:
+    """(label, p50 relative to FP32, quality) per target at the largest benchmarked batch, and that batch."""
+    points, batch = [], ""
     for report in reports:
         label, ref_quality, cand_quality = report.quality()
         bench = report.bench
@@ -448,15 +444,10 @@ def _tradeoff_points(reports: list[Report]) -> list[tuple[str, float, float]]:
         # Each target is timed interleaved with its own FP32 run: the ratio is the comparable quantity.
         relative = bench["candidate"]["by_batch"][batch]["p50_ms"] / bench["reference"]["by_batch"][batch]["p50_ms"]
         points.append((report.target, relative, cand_quality))
-    return points
-
-
-def _tradeoff_batch(reports: list[Report]) -> str:
-    benched = [report for report in reports if report.bench]
-    return str(max(int(b) for b in benched[0].bench["candidate"]["by_batch"])) if benched else ""
+    return points, batch
 
 
 def _plot_summary(reports: list[Report], path: Path) -> None:
-    points = _tradeoff_points(reports)
+    points, batch = _tradeoff_points(reports)
     if points:
-        plot_tradeoff(points, reports[0].quality()[0], path, _tradeoff_batch(reports))
+        plot_tradeoff(points, reports[0].quality()[0], path, batch)

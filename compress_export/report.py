@@ -31,13 +31,13 @@ class Report:
         for output, stats in self.parity.items():
             results.append({
                 "gate": f"min_cosine[{output}]", "limit": self.gates.min_cosine,
-                "value": stats["cosine"], "passed": stats["cosine"] >= self.gates.min_cosine,
+                "value": stats["cosine"], "passed": self.gates.cosine_passes(stats["cosine"]),
             })
         drop = self.accuracy_drop_points()
         if drop is not None:
             results.append({
                 "gate": "max_accuracy_drop", "limit": self.gates.max_accuracy_drop,
-                "value": drop, "passed": drop <= self.gates.max_accuracy_drop + 1e-9,
+                "value": drop, "passed": self.gates.accuracy_passes(drop),
             })
         return results
 

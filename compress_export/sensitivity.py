@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from .data import batch_rows
 from .specs import Gates
 from .validators.parity import ParityAccumulator
 
@@ -121,9 +122,7 @@ class Evaluator:
         return {"cosine": cosine, "accuracy_drop": drop}
 
     def meets(self, score: dict) -> bool:
-        if score["cosine"] < self.gates.min_cosine:
-            return False
-        return score["accuracy_drop"] is None or score["accuracy_drop"] <= self.gates.max_accuracy_drop
+        return self.gates.cosine_passes(score["cosine"]) and self.gates.accuracy_passes(score["accuracy_drop"])
 
 
 @dataclass
@@ -152,14 +151,14 @@ def subsample(batches: Sequence, limit: int = SUBSAMPLE) -> list:
     for feeds, labels, expected in batches:
         if taken >= limit:
             break
-        rows = min(len(next(iter(feeds.values()))), limit - taken)
+        rows = min(batch_rows(feeds), limit - taken)
         chosen.append(({k: v[:rows] for k, v in feeds.items()}, None if labels is None else labels[:rows],
                        {k: v[:rows] for k, v in expected.items()}))
         taken += rows
     return chosen
 
 
-def rank_nodes(evaluator: Evaluator, candidates: Sequence[str], baseline: dict,
+def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict,
                on_step: Callable[[], None] | None = None) -> list[dict]:
     """Each tensor's effect: the score with it alone in float (the others quantized), most helpful first."""
     ranking = []
@@ -182,7 +181,7 @@ def search_fallback(evaluator: Evaluator, candidates: Sequence[str], on_step: Ca
     if evaluator.meets(baseline):
         return SearchResult(float_tensors=[], met=True, baseline=baseline, final=baseline,
                             seconds=time.perf_counter() - start, evaluations=evaluator.evaluations)
-    ranking = rank_nodes(evaluator, candidates, baseline, on_step)
+    ranking = rank_tensors(evaluator, candidates, baseline, on_step)
     kept: list[str] = []
     score = baseline
     for row in ranking:

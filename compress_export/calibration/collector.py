@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..data import CalibrationData
+from ..data import CalibrationData, batch_rows
 from .histogram import TensorHistogram
 
 # Beyond this magnitude a tensor carries masking constants (-3.4e38, -1e9), not signal:
@@ -46,7 +46,7 @@ def collect(
                 if np.issubdtype(value.dtype, np.floating):
                     stats[name].update(value)
             if on_batch:
-                on_batch(len(next(iter(feeds.values()))))
+                on_batch(batch_rows(feeds))
     return stats
 
 
