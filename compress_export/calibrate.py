@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from .calibration.collector import collect, unquantizable
-from .calibration.methods import compute_ranges
+from .calibration.methods import METHODS, compute_ranges
 from .data import CalibrationData
 from .graph import float_activations, select_nodes, with_inferred_shapes
 from .hashing import sha256_file
@@ -33,4 +33,14 @@ def calibrate_onnx(model_path: Path, data: CalibrationData, recipe: QuantRecipe,
         model_sha256=sha256_file(model_path),
         data_fingerprint=data.fingerprint,
         skipped=skipped,
+        histograms=usable,
     )
+
+
+def ranges_by_method(table: RangeTable, percentile: float = 99.99) -> dict[str, dict[str, tuple[float, float]]]:
+    """Every calibrator's ranges from the histograms the table was made from (none for a table read from
+    a file)."""
+    if not table.histograms:
+        return {}
+    return {method: dict(table.ranges) if method == table.method
+            else compute_ranges(table.histograms, method, percentile) for method in METHODS}

@@ -14,7 +14,7 @@ import onnx
 
 from . import __version__
 from .bundle import BundleWriter, ensure_writable, write_manifest
-from .calibrate import calibrate_onnx
+from .calibrate import calibrate_onnx, ranges_by_method
 from .data import LABEL_KEY, CalibrationData, batch_rows, infer_specs, load_npz_data, random_data
 from .errors import ExportError, UsageError
 from .exporters import ExportContext, Target, TrtOptions, parse_targets
@@ -27,7 +27,7 @@ from .sensitivity import (
     adjacent_nodes,
     plot_sensitivity,
     quantized_activations,
-    search_fallback,
+    search_budget,
     subsample,
 )
 from .sources import LoadedModel, load_model
@@ -314,7 +314,7 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
         first_feeds, _, first_outputs = validation.batches[0]
         ctx = ExportContext(fp32, model.inputs, tuple(first_outputs), config.recipe, ranges, folder, config.trt,
                             {name: value.shape for name, value in first_feeds.items()})
-        artifact, parity, search = _export_within_budget(config, target, ctx, validation)
+        artifact, parity, search, ranges = _export_within_budget(config, target, ctx, validation)
         artifact_path = folder / artifact.path
         report = Report(
             target=target.name,
@@ -332,7 +332,13 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
         if bench is not None:
             report.bench = bench.compare(artifact.runtime, artifact_path)
-            report.warnings += _speed_warnings(target.name, report.bench["ratios"])
+            slow = _speed_warnings(target.name, report.bench["ratios"])
+            report.warnings += slow
+            if slow and artifact.runtime == "onnxruntime":
+                from .validators.fusion import fusion_summary, slow_causes
+
+                report.context["fusion"] = fusion_summary(artifact_path)
+                report.warnings += [f"likely cause: {cause}" for cause in slow_causes(report.context["fusion"])]
         if ranges is not None and target.needs_ranges:
             ranges.save(folder / "ranges.json")
         _write_reference(folder, validation)
@@ -354,31 +360,38 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
 
 
 def _export_within_budget(config: PipelineConfig, target: Target, ctx: ExportContext, validation: ValidationSet):
-    """Export; when a quantized artifact misses the quality budget, keep the most sensitive nodes in
-    float until it holds (unless --no-fallback), and export again."""
+    """Export; when a quantized artifact misses the quality budget, try other calibrators' ranges, then
+    keep the most sensitive nodes in float until it holds (unless --no-fallback), and export again.
+    Returns the artifact, its parity, the search (or None) and the ranges it was built with."""
     artifact = target.export(ctx)
     path = ctx.bundle_dir / artifact.path
     parity = compare(lambda: open_runner(artifact.runtime, str(path)), validation)
     searchable = target.needs_ranges and config.fallback and artifact.runtime == "onnxruntime"
     if not searchable or _within(parity, config.gates):
-        return artifact, parity, None
+        return artifact, parity, None, ctx.ranges
     from tqdm import tqdm
 
     quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
     candidates = quantized_activations(quantized)
     evaluator = Evaluator(quantized, original, subsample(validation.batches), config.gates)
+    by_method = ranges_by_method(ctx.ranges, config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not config.progress,
               file=sys.stderr, leave=False) as bar:
-        search = search_fallback(evaluator, candidates, on_step=lambda: bar.update(1))
+        search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: bar.update(1))
     search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
+    ranges = ctx.ranges
+    if search.range_choice and search.range_choice.ranges:
+        ranges = ctx.ranges.with_ranges(search.range_choice.label, search.range_choice.ranges)
+    float_nodes: list[str] = []
     if search.float_tensors:
         quantizable = {node.name for node in original.graph.node
                        if node.op_type in {*op_types(config.recipe), "Add"}}
         float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
         search.float_nodes = float_nodes
-        artifact = target.export(replace(ctx, float_nodes=frozenset(float_nodes)))
+    if ranges is not ctx.ranges or float_nodes:
+        artifact = target.export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
         parity = compare(lambda: open_runner(artifact.runtime, str(path)), validation)
-    return artifact, parity, search
+    return artifact, parity, search, ranges
 
 
 def _within(parity: ParityAccumulator, gates: Gates) -> bool:

@@ -18,11 +18,18 @@ class RangeTable:
     model_sha256: str = ""
     data_fingerprint: str = ""
     skipped: dict[str, str] = field(default_factory=dict)
+    # The calibration histograms behind the ranges, kept in memory so other methods can be tried
+    # per tensor without another pass; absent for a table read from a file.
+    histograms: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in self.ranges.items():
             if not lo <= hi:
                 raise ValueError(f"range of {name!r} is empty: ({lo}, {hi})")
+
+    def with_ranges(self, method: str, updates: dict[str, tuple[float, float]]) -> RangeTable:
+        return RangeTable(method, {**self.ranges, **updates}, self.model_sha256, self.data_fingerprint,
+                          dict(self.skipped), self.histograms)
 
     def amax(self, name: str) -> float:
         lo, hi = self.ranges[name]

@@ -126,9 +126,19 @@ class Report:
         base, final = search["all_quantized"], search["with_fallback"]
         verdict = "the budget holds" if search["budget_met"] else "no fallback set meets the budget"
         lines = ["", "## Sensitivity", "",
-                 f"All quantized: cosine {base['cosine']:.4f}. With {len(search['kept_in_float'])} activation(s) kept "
-                 f"in float: cosine {final['cosine']:.4f}: {verdict}. {search['evaluations']} evaluations on "
-                 f"{search['subsample']} held-out samples took {search['seconds']:.1f} s.", ""]
+                 f"All quantized with the run's ranges: cosine {base['cosine']:.4f}. After the search "
+                 f"({len(search['kept_in_float'])} activation(s) kept in float): cosine {final['cosine']:.4f}: "
+                 f"{verdict}. {search['evaluations']} evaluations on {search['subsample']} held-out samples took "
+                 f"{search['seconds']:.1f} s.", ""]
+        choice = search.get("range_choice")
+        if choice:
+            by_method = choice["scores_by_method"].items()
+            scores = ", ".join(f"{method} {score['cosine']:.4f}" for method, score in by_method)
+            lines += [f"Ranges: `{choice['method']}` for all tensors (cosine with each calibrator, all quantized: "
+                      f"{scores}).", ""]
+            if choice["per_tensor"]:
+                lines += ["Per-tensor ranges: " + ", ".join(f"`{name}` {method}"
+                                                            for name, method in choice["per_tensor"].items()), ""]
         if search["kept_in_float"]:
             lines += ["Activations kept in float (most sensitive first): "
                       + ", ".join(f"`{n}`" for n in search["kept_in_float"]),

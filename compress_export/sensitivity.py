@@ -1,18 +1,21 @@
-"""Quality budget: which quantized activations hurt the outputs most, and the fewest to keep in float.
+"""Quality budget: better ranges first, then the fewest activations kept in float.
 
 The unit is the activation tensor: onnxruntime quantizes a tensor when its producer or any consumer
-is quantized, so a tensor stays float only when all of them do. A configuration "these tensors in
-float" is evaluated without re-running the quantizer, by bypassing their Q/DQ pairs in the exported
-graph; the held-out subsample then runs against the original model's outputs.
+is quantized, so a tensor stays float only when all of them do. A configuration (other ranges for some
+tensors, some tensors in float) is evaluated without re-running the quantizer: the exported graph's
+scales are rewritten, or its Q/DQ pairs bypassed, and the held-out subsample runs against the
+original model's outputs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from .data import batch_rows
 from .specs import Gates
@@ -65,6 +68,46 @@ def with_float_tensors(quantized: onnx.ModelProto, original: onnx.ModelProto, na
     return model
 
 
+def with_tensor_ranges(quantized: onnx.ModelProto, ranges: Mapping[str, tuple[float, float]]) -> onnx.ModelProto:
+    """A copy of the QDQ graph whose named activations use the given ranges (scale and zero point as
+    onnxruntime's quantizer derives them for the pair's integer type)."""
+    if not ranges:
+        return quantized
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized)
+    constants = {init.name: init for init in model.graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear":
+            consumers.setdefault(node.input[0], []).append(node)
+    for node in list(model.graph.node):
+        if node.op_type != "QuantizeLinear" or node.input[0] not in ranges or len(node.input) < 3:
+            continue
+        zero_type = onnx.helper.tensor_dtype_to_np_dtype(constants[node.input[2]].data_type)
+        scale, zero_point = scale_and_zero_point(*ranges[node.input[0]], np.dtype(zero_type))
+        prefix = f"{node.output[0]}_override"
+        model.graph.initializer.extend([
+            numpy_helper.from_array(np.asarray(scale, np.float32), f"{prefix}_scale"),
+            numpy_helper.from_array(np.asarray(zero_point, zero_type), f"{prefix}_zero_point"),
+        ])
+        for user in [node, *consumers.get(node.output[0], [])]:
+            user.input[1], user.input[2] = f"{prefix}_scale", f"{prefix}_zero_point"
+    return model
+
+
+def scale_and_zero_point(lo: float, hi: float, dtype: np.dtype) -> tuple[float, int]:
+    info = np.iinfo(dtype)
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if info.min < 0:
+        bound = max(-lo, hi)
+        lo, hi = -bound, bound
+    scale = (hi - lo) / (info.max - info.min)
+    if scale <= np.finfo(np.float32).tiny:
+        return 1.0, 0 if info.min < 0 else int(info.min)
+    zero_point = 0 if info.min < 0 else int(np.clip(round(info.min - lo / scale), info.min, info.max))
+    return scale, zero_point
+
+
 def quantized_activations(model: onnx.ModelProto) -> list[str]:
     """Activation tensors that pass through a QuantizeLinear, in graph order."""
     constants = {init.name for init in model.graph.initializer}
@@ -103,10 +146,10 @@ class Evaluator:
     gates: Gates
     evaluations: int = 0
 
-    def score(self, float_tensors: Iterable[str]) -> dict:
+    def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
         import onnxruntime as ort
 
-        model = with_float_tensors(self.quantized, self.original, float_tensors)
+        model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original, float_tensors)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -124,6 +167,28 @@ class Evaluator:
     def meets(self, score: dict) -> bool:
         return self.gates.cosine_passes(score["cosine"]) and self.gates.accuracy_passes(score["accuracy_drop"])
 
+    def quality(self, score: dict) -> tuple:
+        """Orders scores: meeting the budget first, then the smaller accuracy drop, then the higher cosine;
+        differences below float noise do not count."""
+        return self.meets(score), -round(score["accuracy_drop"] or 0.0, 6), round(score["cosine"], 6)
+
+
+@dataclass
+class RangeChoice:
+    """Which calibrator's ranges the search settled on: one for all tensors, then per-tensor changes."""
+
+    method: str
+    scores: dict[str, dict] = field(default_factory=dict)
+    per_tensor: dict[str, str] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}+per-tensor" if self.per_tensor else self.method
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "scores_by_method": self.scores, "per_tensor": self.per_tensor}
+
 
 @dataclass
 class SearchResult:
@@ -131,6 +196,7 @@ class SearchResult:
     met: bool
     baseline: dict
     final: dict
+    range_choice: RangeChoice | None = None
     ranking: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     float_nodes: list[str] = field(default_factory=list)
@@ -141,6 +207,7 @@ class SearchResult:
         return {
             "budget_met": self.met, "kept_in_float": self.float_tensors, "float_nodes": self.float_nodes,
             "all_quantized": self.baseline,
+            "range_choice": self.range_choice.to_dict() if self.range_choice else None,
             "with_fallback": self.final, "ranking": self.ranking, "seconds": self.seconds,
             "evaluations": self.evaluations, "subsample": self.samples,
         }
@@ -159,11 +226,12 @@ def subsample(batches: Sequence, limit: int = SUBSAMPLE) -> list:
 
 
 def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict,
-               on_step: Callable[[], None] | None = None) -> list[dict]:
+                 ranges: Mapping[str, tuple[float, float]] | None = None,
+                 on_step: Callable[[], None] | None = None) -> list[dict]:
     """Each tensor's effect: the score with it alone in float (the others quantized), most helpful first."""
     ranking = []
     for name in candidates:
-        score = evaluator.score([name])
+        score = evaluator.score([name], ranges)
         ranking.append({"tensor": name, "cosine_if_float": score["cosine"],
                         "cosine_gain": score["cosine"] - baseline["cosine"], "accuracy_drop_if_float":
                         score["accuracy_drop"]})
@@ -173,26 +241,96 @@ def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict
     return ranking
 
 
-def search_fallback(evaluator: Evaluator, candidates: Sequence[str], on_step: Callable[[], None] | None = None
-                    ) -> SearchResult:
-    """Return the most sensitive tensors to float, one at a time in ranked order, until the budget holds."""
+def choose_method(evaluator: Evaluator, by_method: Mapping[str, Mapping[str, tuple[float, float]]],
+                  current: str, baseline: dict, candidates: Sequence[str]) -> RangeChoice:
+    """Score every calibrator's ranges for all quantized tensors at once; keep the best."""
+    choice = RangeChoice(current, {current: baseline})
+    best = baseline
+    for method, table in by_method.items():
+        if method == current:
+            continue
+        ranges = {name: table[name] for name in candidates if name in table}
+        score = evaluator.score([], ranges)
+        choice.scores[method] = score
+        if evaluator.quality(score) > evaluator.quality(best):
+            best, choice.method, choice.ranges = score, method, ranges
+    return choice
+
+
+def refine_per_tensor(evaluator: Evaluator, by_method: Mapping[str, Mapping[str, tuple[float, float]]],
+                      choice: RangeChoice, tensors: Sequence[str], score: dict) -> dict:
+    """For the most sensitive tensors, try each calibrator's range for that tensor alone; keep what helps.
+    Outliers after GELU or in residual sums often want a different clip than the rest of the graph."""
+    for name in tensors:
+        for method, table in by_method.items():
+            current = choice.per_tensor.get(name, choice.method)
+            if method == current or name not in table:
+                continue
+            trial = {**choice.ranges, name: table[name]}
+            candidate = evaluator.score([], trial)
+            if evaluator.quality(candidate) > evaluator.quality(score):
+                score, choice.ranges = candidate, trial
+                choice.per_tensor[name] = method
+        if evaluator.meets(score):
+            break
+    return score
+
+
+def rerank(evaluator: Evaluator, ranking: list[dict], before: dict, after: dict, choice: RangeChoice) -> list[dict]:
+    """The ranking after per-tensor ranges changed: the changed tensors are scored again; for the rest,
+    floating them is assumed to gain what it did before."""
+    rows = []
+    for row in ranking:
+        if row["tensor"] in choice.per_tensor:
+            score = evaluator.score([row["tensor"]], choice.ranges)
+            if_float = score["cosine"]
+        else:
+            if_float = row["cosine_if_float"] + after["cosine"] - before["cosine"]
+        rows.append({**row, "cosine_if_float": if_float, "cosine_gain": if_float - after["cosine"]})
+    rows.sort(key=lambda row: (-row["cosine_gain"], row["tensor"]))
+    return rows
+
+
+def search_budget(evaluator: Evaluator, candidates: Sequence[str],
+                  by_method: Mapping[str, Mapping[str, tuple[float, float]]], current_method: str,
+                  refine: int = 8, on_step: Callable[[], None] | None = None) -> SearchResult:
+    """Meet the budget with the least float: other calibrators' ranges for the whole graph, then per
+    tensor for the most sensitive ones, then the most sensitive tensors back to float one at a time."""
     start = time.perf_counter()
     baseline = evaluator.score([])
+
+    def result(kept: list[str], score: dict, choice: RangeChoice | None, ranking: list[dict]) -> SearchResult:
+        return SearchResult(float_tensors=kept, met=evaluator.meets(score), baseline=baseline, final=score,
+                            range_choice=choice, ranking=ranking, seconds=time.perf_counter() - start,
+                            evaluations=evaluator.evaluations)
+
     if evaluator.meets(baseline):
-        return SearchResult(float_tensors=[], met=True, baseline=baseline, final=baseline,
-                            seconds=time.perf_counter() - start, evaluations=evaluator.evaluations)
-    ranking = rank_tensors(evaluator, candidates, baseline, on_step)
+        return result([], baseline, None, [])
+    choice, score = None, baseline
+    if by_method:
+        choice = choose_method(evaluator, by_method, current_method, baseline, candidates)
+        score = choice.scores[choice.method]
+        if evaluator.meets(score):
+            return result([], score, choice, [])
+    ranges = choice.ranges if choice else {}
+    ranking = rank_tensors(evaluator, candidates, score, ranges, on_step)
+    if choice and refine:
+        sensitive = [row["tensor"] for row in ranking[:refine] if row["cosine_gain"] > 0]
+        refined = refine_per_tensor(evaluator, by_method, choice, sensitive, score)
+        ranges = choice.ranges
+        if evaluator.meets(refined):
+            return result([], refined, choice, ranking)
+        ranking = rerank(evaluator, ranking, score, refined, choice)
+        score = refined
     kept: list[str] = []
-    score = baseline
     for row in ranking:
         if row["cosine_gain"] <= 0 and kept:
             break
         kept.append(row["tensor"])
-        score = evaluator.score(kept)
+        score = evaluator.score(kept, ranges)
         if evaluator.meets(score):
             break
-    return SearchResult(float_tensors=kept, met=evaluator.meets(score), baseline=baseline, final=score,
-                        ranking=ranking, seconds=time.perf_counter() - start, evaluations=evaluator.evaluations)
+    return result(kept, score, choice, ranking)
 
 
 def plot_sensitivity(ranking: list[dict], path, count: int = 15) -> bool:

@@ -7,12 +7,14 @@ from torch import nn
 
 
 class PlantedOutliers(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, planted: bool = True) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.first = nn.Linear(16, 32)
         self.second = nn.Linear(32, 32)
         self.third = nn.Linear(32, 8)
+        if not planted:
+            return
         with torch.no_grad():
             self.first.weight[0].zero_()
             self.first.bias[0] = 5000.0
@@ -25,3 +27,8 @@ class PlantedOutliers(nn.Module):
 
 def factory() -> PlantedOutliers:
     return PlantedOutliers().eval()
+
+
+def without_outliers() -> PlantedOutliers:
+    """The same network with nothing planted: any outlier comes from the data."""
+    return PlantedOutliers(planted=False).eval()

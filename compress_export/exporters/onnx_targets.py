@@ -11,11 +11,12 @@ import onnx
 from ..errors import ExportError
 from ..graph import nodes_touching, op_types, select_nodes
 from ..specs import Artifact
-from .qdq import quantize_with_ranges, quiet_root_logger
+from .qdq import detach_float_readers, quantize_with_ranges, quiet_root_logger
 from .registry import ExportContext, register
 
 MODEL_FILE = "model.onnx"
 DYNAMIC_OPS = ("MatMul", "Gemm")
+FLOAT_OUTPUT_OPS = ("MatMul", "Gemm")
 
 
 def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> Artifact:
@@ -53,8 +54,12 @@ def export_int8(ctx: ExportContext) -> Artifact:
     notes = [f"kept in float: {name} (touches a tensor that {_reason(model, name, ranges.skipped)})"
              for name in sorted(kept_float)]
     usable = {name: value for name, value in ranges.ranges.items() if name not in ranges.skipped}
+    # MatMul/Gemm outputs stay float: onnxruntime then runs them as MatMulIntegerToFloat/QGemm with
+    # the bias and residual in float, faster and closer than requantizing every product.
     quantize_with_ranges(ctx.fp32_onnx, ctx.bundle_dir / MODEL_FILE, usable, chosen, op_types(ctx.recipe),
-                         per_channel=ctx.recipe.per_channel, symmetric_activations=False)
+                         per_channel=ctx.recipe.per_channel, symmetric_activations=False,
+                         extra_options={"OpTypesToExcludeOutputQuantization": list(FLOAT_OUTPUT_OPS)})
+    detach_float_readers(ctx.bundle_dir / MODEL_FILE, model, chosen)
     notes.insert(0, f"{len(chosen)} nodes quantized ({', '.join(op_types(ctx.recipe))})")
     return _artifact(ctx, "onnx-int8", tuple(notes))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from ..errors import ExportError
 
@@ -59,3 +60,46 @@ def quantize_with_ranges(
                 )
         except Exception as exc:
             raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
+
+
+def detach_float_readers(quantized: Path, original: onnx.ModelProto, quantized_nodes: Iterable[str]) -> int:
+    """Give nodes that stay in float the exact tensor again. onnxruntime's quantizer routes every reader
+    of a quantized activation through its DequantizeLinear, so a residual Add next to a quantized MatMul
+    would read the rounded value; a float reader only needs the tensor it read in the original graph.
+    Rewires in place; returns how many inputs changed."""
+    model = onnx.load(str(quantized))
+    original_inputs = {node.name: list(node.input) for node in original.graph.node}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    keep_quantized = set(quantized_nodes)
+    rewired = 0
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or node.name in keep_quantized:
+            continue
+        before = original_inputs.get(node.name)
+        for index, name in enumerate(node.input):
+            dequantize = producer.get(name)
+            if dequantize is None or dequantize.op_type != "DequantizeLinear":
+                continue
+            quantize = producer.get(dequantize.input[0])
+            if quantize is None or quantize.op_type != "QuantizeLinear":
+                continue
+            # Where a Relu or Clip was folded into the pair, the float tensor before it is not what this node read.
+            if before is None or index >= len(before) or before[index] != quantize.input[0]:
+                continue
+            node.input[index] = quantize.input[0]
+            rewired += 1
+    if rewired:
+        _drop_unread_qdq(model)
+        onnx.save_model(model, str(quantized))
+    return rewired
+
+
+def _drop_unread_qdq(model: onnx.ModelProto) -> None:
+    while True:
+        read = {name for node in model.graph.node for name in node.input} | {out.name for out in model.graph.output}
+        unread = [node for node in model.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+                  and not any(out in read for out in node.output)]
+        if not unread:
+            return
+        for node in unread:
+            model.graph.node.remove(node)

@@ -5,6 +5,7 @@ import onnx
 import pytest
 
 from compress_export.pipeline import PipelineConfig, run
+from compress_export.validators.fusion import fusion_summary
 
 pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minilm.py"
@@ -19,20 +20,26 @@ def _example():
     return module
 
 
-def test_minilm_export_dynamic_and_static_int8(tmp_path):
+def test_minilm_static_int8_meets_the_budget_by_itself(tmp_path):
     example = _example()
     calib, val = example.make_data(tmp_path / "data", calib=96, val=32)
     result = run(PipelineConfig(
         model=f"{EXAMPLE}:factory", targets="onnx,onnx-dynamic,onnx-int8", out=tmp_path / "out",
-        calib_data=str(calib), val_data=str(val), bench=None, progress=False, fallback=False,
+        calib_data=str(calib), val_data=str(val), bench=None, progress=False,
     ))
     reports = {report.target: report.to_dict() for report in result.reports}
     assert reports["onnx"]["parity"]["output"]["cosine"] > 0.9999
     assert reports["onnx-dynamic"]["parity"]["output"]["cosine"] >= 0.99
     assert reports["onnx-dynamic"]["passed"]
     int8 = reports["onnx-int8"]
-    assert 0.0 < int8["parity"]["output"]["cosine"] <= 1.0
+    # The default entropy ranges miss the budget; the search finds ranges that meet it with every
+    # MatMul still running as an integer kernel.
+    assert int8["passed"] and int8["parity"]["output"]["cosine"] >= 0.99
     assert int8["parity"]["output"]["samples"] == 32
+    assert int8["sensitivity"]["all_quantized"]["cosine"] < 0.99
+    assert int8["sensitivity"]["kept_in_float"] == []
+    executed = fusion_summary(tmp_path / "out" / "onnx-int8" / "model.onnx")
+    assert executed["integer_kernels"] == 48 and executed["float_compute"] == 0  # every MatMul
     graph = onnx.load(str(tmp_path / "out" / "onnx-int8" / "model.onnx")).graph
     assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 20
     inputs = {i.name: i for i in graph.input}

@@ -10,6 +10,7 @@ from compress_export.errors import BundleIntegrityError
 from compress_export.pipeline import PipelineConfig, run
 from compress_export.specs import QuantRecipe
 from compress_export.validators.bench import BenchSettings
+from compress_export.validators.fusion import fusion_summary
 from tests.conftest import DIGITS_FACTORY, bundle_files
 
 QUICK_BENCH = BenchSettings(batches=(1, 4), warmup=1, runs=20, seconds=0.2, min_runs=3)
@@ -36,6 +37,8 @@ def test_digits_int8_keeps_accuracy_with_each_calibrator(tmp_path, digits_data, 
     model = onnx.load(str(tmp_path / "out" / "onnx-int8" / "model.onnx"))
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    executed = fusion_summary(tmp_path / "out" / "onnx-int8" / "model.onnx")
+    assert executed["integer_kernels"] == 4 and executed["float_compute"] == 0  # both Conv and both Gemm
 
 
 def test_bundle_layout_report_fields_and_revalidation(tmp_path, digits_data):

@@ -32,7 +32,9 @@ def test_the_layer_with_planted_outliers_is_the_one_kept_in_float(tmp_path, plan
     search = report["sensitivity"]
     assert search["all_quantized"]["cosine"] < 0.99
     assert search["budget_met"] is True
-    assert search["evaluations"] == len(search["ranking"]) + 2  # baseline, one per tensor, the chosen set
+    # No calibrator's ranges rescue it (the outlier is always there), so the search had to float a tensor.
+    assert all(score["cosine"] < 0.99 for score in search["range_choice"]["scores_by_method"].values())
+    assert search["evaluations"] >= len(search["ranking"]) + 2
     assert len(search["kept_in_float"]) == 1
     top = search["ranking"][0]
     assert top["tensor"] == search["kept_in_float"][0]

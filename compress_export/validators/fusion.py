@@ -1,0 +1,58 @@
+"""What onnxruntime actually runs for a QDQ graph: which quantized ops it fused into integer kernels,
+and what stayed in float. The likely cause when an INT8 artifact is not faster than FP32."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+INTEGER_KERNELS = ("QLinearConv", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm", "ConvInteger", "MatMulInteger",
+                   "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul", "QAttention", "DynamicQuantizeLSTM")
+FLOAT_COMPUTE = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedMatMul", "FusedConv", "FusedGemm", "NchwcConv")
+
+
+def fusion_summary(model_path: Path) -> dict:
+    """Op counts of the graph onnxruntime executes (extended optimizations, as served on CPU)."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="ce-fusion-") as tmp:
+        optimized = Path(tmp) / "optimized.onnx"
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(optimized)
+        ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(str(optimized), load_external_data=False).graph
+    constants = {init.name for init in graph.initializer}
+    counts = Counter(node.op_type for node in graph.node)
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    unfused = [f"{reader.op_type} {reader.name or '?'}" for node in graph.node
+               if node.op_type == "DequantizeLinear" and node.input[0] not in constants
+               for reader in readers.get(node.output[0], [])]
+    return {
+        "integer_kernels": sum(counts[op] for op in INTEGER_KERNELS),
+        "float_compute": sum(counts[op] for op in FLOAT_COMPUTE),
+        "unfused_dequantize": len(unfused),
+        "unfused_readers": unfused[:10],
+        "ops": dict(sorted(counts.items())),
+    }
+
+
+def slow_causes(summary: dict) -> list[str]:
+    """Plain-words reasons an INT8 graph can lose to FP32, from `fusion_summary`."""
+    causes = []
+    if summary["integer_kernels"] == 0:
+        causes.append("onnxruntime fused no quantized op into an integer kernel: every Q/DQ pair is pure overhead")
+    if summary["unfused_dequantize"]:
+        causes.append(f"{summary['unfused_dequantize']} activation DequantizeLinear left unfused (e.g. before "
+                      f"{', '.join(summary['unfused_readers'][:3])}): those ops run in float behind extra "
+                      "quantize/dequantize passes")
+    total = summary["integer_kernels"] + summary["float_compute"]
+    if total and summary["float_compute"] > summary["integer_kernels"]:
+        causes.append(f"{summary['float_compute']} of {total} compute ops still run in float (FP32 islands)")
+    return causes

@@ -1,0 +1,104 @@
+"""The budget search's decisions, on a scorer whose answer is known: each tensor's error depends on
+which calibrator's range it uses, and a float tensor has none."""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from compress_export.sensitivity import Evaluator, scale_and_zero_point, search_budget, with_tensor_ranges
+from compress_export.specs import Gates
+
+BY_METHOD = {
+    "minmax": {"a": (0.0, 9.0), "b": (0.0, 9.0), "c": (0.0, 9.0)},
+    "entropy": {"a": (0.0, 1.0), "b": (0.0, 1.0), "c": (0.0, 1.0)},
+    "mse": {"a": (0.0, 2.0), "b": (0.0, 2.0), "c": (0.0, 2.0)},
+}
+# Cosine lost by each tensor under each range; the best range differs per tensor.
+LOSS = {"a": {9.0: 0.004, 1.0: 0.001, 2.0: 0.002},
+        "b": {9.0: 0.004, 1.0: 0.020, 2.0: 0.001},
+        "c": {9.0: 0.003, 1.0: 0.030, 2.0: 0.030}}
+
+
+class KnownScorer(Evaluator):
+    def __init__(self, current: str, min_cosine: float):
+        super().__init__(None, None, [], Gates(min_cosine=min_cosine))
+        self.current = current
+
+    def score(self, float_tensors, ranges=None):
+        self.evaluations += 1
+        ranges = {**BY_METHOD[self.current], **(ranges or {})}
+        lost = sum(LOSS[name][ranges[name][1]] for name in LOSS if name not in set(float_tensors))
+        return {"cosine": 1.0 - lost, "accuracy_drop": None}
+
+
+def test_the_best_calibrator_for_the_whole_graph_is_enough_when_it_meets_the_budget():
+    # minmax loses 0.011 in all, mse 0.033, entropy 0.051.
+    scorer = KnownScorer("entropy", min_cosine=0.985)
+    result = search_budget(scorer, list(LOSS), BY_METHOD, "entropy")
+    assert result.met and result.float_tensors == [] and result.ranking == []
+    assert result.range_choice.method == "minmax" and result.range_choice.per_tensor == {}
+    assert result.evaluations == 3  # baseline and the two other calibrators
+
+
+def test_per_tensor_ranges_meet_a_budget_no_single_calibrator_meets():
+    # Best per tensor: a entropy (0.001), b mse (0.001), c minmax (0.003): 0.995; best single: minmax 0.989.
+    scorer = KnownScorer("entropy", min_cosine=0.994)
+    result = search_budget(scorer, list(LOSS), BY_METHOD, "entropy")
+    assert result.met and result.float_tensors == []
+    choice = result.range_choice
+    assert choice.method == "minmax" and choice.per_tensor == {"a": "entropy", "b": "mse"}
+    assert choice.ranges["a"] == (0.0, 1.0) and choice.ranges["b"] == (0.0, 2.0) and choice.ranges["c"] == (0.0, 9.0)
+    assert abs(result.final["cosine"] - 0.995) < 1e-9
+
+
+def test_float_fallback_comes_last_and_takes_the_most_sensitive_tensor():
+    scorer = KnownScorer("entropy", min_cosine=0.997)
+    result = search_budget(scorer, list(LOSS), BY_METHOD, "entropy")
+    assert result.met and result.float_tensors == ["c"]
+    assert result.ranking[0]["tensor"] == "c"
+
+
+def test_no_alternatives_goes_straight_to_float_fallback():
+    scorer = KnownScorer("minmax", min_cosine=0.999)
+    result = search_budget(scorer, list(LOSS), {}, "minmax")
+    assert result.range_choice is None
+    assert result.met and set(result.float_tensors) == {"a", "b", "c"}
+
+
+def _qdq_model(dtype: int) -> onnx.ModelProto:
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["y"], name="dq")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+                              [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+                               helper.make_tensor("z", dtype, [], [0])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+
+
+def test_rewritten_ranges_change_what_the_pair_rounds_to():
+    import onnxruntime as ort
+
+    model = with_tensor_ranges(_qdq_model(TensorProto.UINT8), {"x": (-1.0, 3.0)})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.array([-2.0, -1.0, 0.5, 5.0], np.float32)
+    y = session.run(None, {"x": x})[0]
+    scale, zero_point = scale_and_zero_point(-1.0, 3.0, np.dtype(np.uint8))
+    assert abs(scale - 4.0 / 255) < 1e-9 and zero_point == 64
+    np.testing.assert_allclose(y, [-64 * scale, -64 * scale, round(0.5 / scale) * scale, 191 * scale], rtol=1e-6)
+
+
+def test_symmetric_int8_ranges_keep_zero_point_zero():
+    scale, zero_point = scale_and_zero_point(-1.0, 3.0, np.dtype(np.int8))
+    assert zero_point == 0 and abs(scale - 6.0 / 255) < 1e-9
+
+
+def test_slow_causes_name_unfused_pairs_and_float_islands():
+    from compress_export.validators.fusion import slow_causes
+
+    summary = {"integer_kernels": 2, "float_compute": 5, "unfused_dequantize": 3,
+               "unfused_readers": ["Add add_1", "Softmax sm", "Mul m"], "ops": {}}
+    causes = slow_causes(summary)
+    assert any("3 activation DequantizeLinear left unfused" in c and "Add add_1" in c for c in causes)
+    assert any("5 of 7 compute ops still run in float" in c for c in causes)
+    assert slow_causes({"integer_kernels": 9, "float_compute": 1, "unfused_dequantize": 0, "unfused_readers": [],
+                        "ops": {}}) == []
