@@ -30,6 +30,7 @@ from .options import (
     source_options,
     split_list,
     tensorrt_options,
+    tflite_options,
 )
 
 ROOT_HELP = """Compress a trained model, export it for a target, and prove the result.
@@ -41,9 +42,10 @@ ROOT_HELP = """Compress a trained model, export it for a target, and prove the r
   compress-export validate dist/onnx-int8
   compress-export lint dist/trt-int8/model.onnx --for tensorrt
 
-MODEL is a .onnx file, a torch.export .pt2 file, or a factory that returns an nn.Module
-(path/file.py:factory or package.module:factory). Pickled models are refused unless
---trust-pickle. Run `compress-export export --help` for every option of the main job.
+MODEL is a .onnx file, a torch.export .pt2 file, a Keras .keras/.h5 file, or a factory that
+returns an nn.Module (path/file.py:factory or package.module:factory). Pickled models and Keras
+Lambda layers (both run code from the file) are refused unless --trust-pickle.
+Run `compress-export export --help` for every option of the main job.
 
 \b
 Exit codes: 0 passed, 1 a gate failed, 2 usage or input error, 3 missing optional
@@ -167,18 +169,20 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
 @gate_options
 @bench_options
 @tensorrt_options
+@tflite_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and random data.")
 @output_options
 def export_command(model, targets, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
                    random_data, val_data, holdout, ranges_from, ranges_from_cache, calibrator, percentile, num_bins,
                    include_ops, exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine,
                    no_fallback, bench_batch, bench_runs, bench_seconds, no_bench, trt_cache_version,
-                   trt_cache_algorithm, trt_max_batch, require_engine, seed, as_json, verbose, quiet) -> int:
+                   trt_cache_algorithm, trt_max_batch, require_engine, tflite_io, seed, as_json, verbose, quiet) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
 
-    MODEL is a .onnx file, a torch.export .pt2 file, or path/file.py:factory / package.module:factory
-    returning an nn.Module. Loading never runs code from a model or weights file: pickled files are
-    refused unless --trust-pickle (unpickling runs code). A factory is Python you name, and runs.
+    MODEL is a .onnx file, a torch.export .pt2 file, a Keras .keras/.h5 file, or path/file.py:factory /
+    package.module:factory returning an nn.Module. Loading never runs code from a model or weights
+    file: pickled files and Keras Lambda layers are refused unless --trust-pickle (both run code).
+    A factory is Python you name, and runs.
     """
     _configure_logging(verbose, quiet)
     from .exporters import TrtOptions
@@ -196,6 +200,7 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
         recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
         gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine), fallback=not no_fallback,
         bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), seed=seed, progress=not quiet,
+        tflite_io=tflite_io,
     )
     result = run(config)
     _print_summary(result, as_json, quiet)

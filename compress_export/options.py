@@ -29,7 +29,8 @@ source_options = _stack(
                  help="Input name, shape and dtype when the model file does not say (repeatable). "
                       "Dim 0 is the dynamic batch; a named dim (1xseq) is dynamic too."),
     click.option("--trust-pickle", is_flag=True,
-                 help="Allow loading pickled PyTorch files. Pickle runs code from the file: only for files you trust."),
+                 help="Allow loading pickled PyTorch files and Keras Lambda layers. Both run code from the file: "
+                      "only for files you trust."),
 )
 
 data_options = _stack(
@@ -86,6 +87,11 @@ tensorrt_options = _stack(
                  help="Largest batch of the TensorRT engine's optimization profile."),
     click.option("--require-engine", is_flag=True,
                  help="trt-int8: fail with exit 3 unless a TensorRT engine is built and run (no onnxruntime proxy)."),
+)
+
+tflite_options = _stack(
+    click.option("--tflite-io", type=click.Choice(("int8", "float32")), default="int8", show_default=True,
+                 help="tflite-int8: input and output tensor type (float32 adds a quantize/dequantize op)."),
 )
 
 

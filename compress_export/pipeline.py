@@ -66,6 +66,7 @@ class PipelineConfig:
     seed: int = 0
     progress: bool = True
     fallback: bool = True
+    tflite_io: str = "int8"
 
 
 @dataclass
@@ -102,7 +103,7 @@ class ValidationSet:
 
 def load_source(config: PipelineConfig) -> LoadedModel:
     data_path = config.calib_data or config.val_data
-    carries_specs = Path(config.model).suffix in (".onnx", ".pt2")
+    carries_specs = Path(config.model).suffix in (".onnx", ".pt2", ".keras", ".h5", ".hdf5")
     data_specs = infer_specs(data_path) if data_path and not config.inputs and not carries_specs else ()
     model = load_model(config.model, weights=config.weights, inputs=config.inputs, data_specs=data_specs,
                        trust_pickle=config.trust_pickle)
@@ -202,13 +203,15 @@ def run(config: PipelineConfig) -> RunResult:
         work = Path(tmp)
         calib, val, origin = prepare_data(config, model.inputs, work)
         fp32 = work / "model.fp32.onnx"
-        export_fp32(model, fp32, next(calib.batches()))
+        onnx_targets = [target for target in targets if target.consumes == "onnx"]
+        if onnx_targets:
+            export_fp32(model, fp32, next(calib.batches()))
         validation = reference_outputs(model, val, origin, config.progress)
-        export_parity = check_export(fp32, validation)
-        ranges = _ranges(config, targets, fp32, calib)
+        export_parity = check_export(fp32, validation) if onnx_targets else None
+        ranges = _ranges(config, onnx_targets, fp32, calib)
         bench = None
         if config.bench is not None:
-            bench = Benchmarker(config.bench, validation, fp32, len(targets), config.progress)
+            bench = Benchmarker(config.bench, validation, len(targets), config.progress)
         context = {
             "source": model.describe(),
             "data": {"calibration": calib.describe(), "validation": {**val.describe(), "origin": origin}},
@@ -218,10 +221,14 @@ def run(config: PipelineConfig) -> RunResult:
         }
         if ranges is not None:
             context["calibration"] = {"method": ranges.method, "tensors": len(ranges.ranges), "skipped": ranges.skipped}
-        reports, bundles = [], []
+        reports, bundles, references = [], [], {}
         for target in targets:
             bundle = out / target.name
-            report = _build_bundle(config, target, model, fp32, ranges, validation, bench, context, bundle)
+            ctx = ExportContext(fp32, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges, bundle,
+                                config.trt, {name: value.shape for name, value in validation.batches[0][0].items()},
+                                source=model, calibration=calib, tflite_io=config.tflite_io)
+            report = _build_bundle(config, target, ctx, validation, bench, context,
+                                   _reference(target, ctx, work / "reference", references))
             reports.append(report)
             bundles.append(bundle)
         if bench:
@@ -263,26 +270,27 @@ def _checked_ranges(table: RangeTable, path: str, fp32: Path, recipe: QuantRecip
 class Benchmarker:
     """Each artifact timed side by side with the FP32 reference in one process, its peak RSS in another."""
 
-    def __init__(self, settings: BenchSettings, validation: ValidationSet, reference: Path, count: int,
-                 progress: bool):
+    def __init__(self, settings: BenchSettings, validation: ValidationSet, count: int, progress: bool):
         from tqdm import tqdm
 
         self.settings = settings
         self.sample = bench_sample(validation, settings)
-        self.reference = reference
-        self.reference_memory: dict | None = None
+        self.reference_memory: dict[Path, dict] = {}
         self.bar = tqdm(total=count, unit="artifact", desc="benchmarking", disable=not progress, file=sys.stderr,
                         leave=False)
 
-    def compare(self, runtime: str, path: Path) -> dict:
-        reference, candidate = latency_in_subprocess([("onnxruntime", self.reference), (runtime, path)],
-                                                     self.sample, self.settings)
-        if self.reference_memory is None:
-            self.reference_memory = memory_in_subprocess("onnxruntime", self.reference, self.sample, self.settings)
+    def compare(self, runtime: str, path: Path, reference_model: tuple[str, Path]) -> dict:
+        """`reference_model`: the FP32 model in the candidate's runtime, (runtime, path)."""
+        reference_runtime, reference_path = reference_model
+        reference, candidate = latency_in_subprocess([reference_model, (runtime, path)], self.sample, self.settings)
+        if reference_path not in self.reference_memory:
+            self.reference_memory[reference_path] = memory_in_subprocess(reference_runtime, reference_path,
+                                                                         self.sample, self.settings)
         candidate_memory = memory_in_subprocess(runtime, path, self.sample, self.settings)
         self.bar.update(1)
         result = {
-            "reference": flat_bench(reference, self.reference_memory, self.reference.stat().st_size, self.settings),
+            "reference": flat_bench(reference, self.reference_memory[reference_path], reference_path.stat().st_size,
+                                    self.settings),
             "candidate": flat_bench(candidate, candidate_memory, path.stat().st_size, self.settings),
             "method": "reference and candidate timed interleaved in one process; peak RSS each in its own",
         }
@@ -309,11 +317,29 @@ def _ratios(reference: dict, candidate: dict) -> dict:
     return ratios
 
 
-def _build_bundle(config, target, model, fp32, ranges, validation, bench, context, bundle) -> Report:
-    with BundleWriter(bundle) as folder:
-        first_feeds, _, first_outputs = validation.batches[0]
-        ctx = ExportContext(fp32, model.inputs, tuple(first_outputs), config.recipe, ranges, folder, config.trt,
-                            {name: value.shape for name, value in first_feeds.items()})
+def _reference(target: Target, ctx: ExportContext, folder: Path, made: dict):
+    """The FP32 model a target is timed against, in the target's own runtime: a callable, so that it is
+    made only when the benchmark runs, and once per run (`made` is the run's cache)."""
+
+    def make() -> tuple[str, Path]:
+        if target.consumes == "onnx":
+            return "onnxruntime", ctx.fp32_onnx
+        if "tflite" not in made:
+            from .exporters import get_target
+
+            fp32_dir = folder / "tflite"
+            fp32_dir.mkdir(parents=True, exist_ok=True)
+            artifact = get_target("tflite").export(replace(ctx, bundle_dir=fp32_dir))
+            made["tflite"] = (artifact.runtime, fp32_dir / artifact.path)
+        return made["tflite"]
+
+    return make
+
+
+def _build_bundle(config, target, ctx: ExportContext, validation, bench, context, reference) -> Report:
+    model, fp32 = ctx.source, ctx.fp32_onnx
+    with BundleWriter(ctx.bundle_dir) as folder:
+        ctx = replace(ctx, bundle_dir=folder)
         artifact, parity, search, ranges = _export_within_budget(config, target, ctx, validation)
         artifact_path = folder / artifact.path
         report = Report(
@@ -331,7 +357,7 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
         if context["data"]["calibration"]["synthetic"]:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
         if bench is not None:
-            report.bench = bench.compare(artifact.runtime, artifact_path)
+            report.bench = bench.compare(artifact.runtime, artifact_path, reference())
             slow = _speed_warnings(target.name, report.bench["ratios"])
             report.warnings += slow
             if slow and artifact.runtime == "onnxruntime":
@@ -349,7 +375,7 @@ def _build_bundle(config, target, model, fp32, ranges, validation, bench, contex
                          "inputs": [spec.to_dict() for spec in artifact.inputs], "outputs": list(artifact.outputs),
                          **artifact.details},
             "source": model.describe(),
-            "fp32_onnx_sha256": sha256_file(fp32),
+            "fp32_onnx_sha256": sha256_file(fp32) if fp32.is_file() else None,
             "data": context["data"],
             "recipe": config.recipe.to_dict(),
             "gates": config.gates.to_dict(),
@@ -400,7 +426,7 @@ def _within(parity: ParityAccumulator, gates: Gates) -> bool:
 
 def _speed_warnings(target: str, ratios: dict) -> list[str]:
     warnings = []
-    if target == "onnx":
+    if target in ("onnx", "tflite"):  # the FP32 reference itself
         return warnings
     for key, value in ratios.items():
         if key.startswith("speedup_p50_batch") and value < 1.0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..ranges import RangeTable
@@ -32,6 +33,9 @@ class ExportContext:
     trt: TrtOptions = field(default_factory=lambda: TrtOptions())
     example_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     float_nodes: frozenset[str] = frozenset()  # kept in float by the quality-budget fallback
+    source: Any = None  # the loaded model, for targets that convert it directly (TFLite)
+    calibration: Any = None  # CalibrationData, for targets that calibrate the source model themselves
+    tflite_io: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,15 @@ class Target:
     export: Callable[[ExportContext], Artifact]
     needs_ranges: bool = False
     extra: str = "core"
+    consumes: str = "onnx"  # "onnx": the FP32 ONNX graph; "source": the loaded model itself
 
 
 TARGETS: dict[str, Target] = {}
 
 
-def register(name: str, summary: str, *, needs_ranges: bool = False, extra: str = "core"):
+def register(name: str, summary: str, *, needs_ranges: bool = False, extra: str = "core", consumes: str = "onnx"):
     def decorate(export: Callable[[ExportContext], Artifact]) -> Callable[[ExportContext], Artifact]:
-        TARGETS[name] = Target(name, summary, export, needs_ranges, extra)
+        TARGETS[name] = Target(name, summary, export, needs_ranges, extra, consumes)
         return export
 
     return decorate

@@ -15,6 +15,7 @@ from ..specs import TensorSpec
 from .base import LoadedModel
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".ckpt")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 PICKLE_REFUSAL = (
     "{path} is a pickled PyTorch object; loading it runs code from the file. "
     "Pass --trust-pickle if you trust its author, or export a .pt2 / give a factory and --weights."
@@ -29,8 +30,8 @@ def load_model(
     data_specs: tuple[TensorSpec, ...] = (),
     trust_pickle: bool = False,
 ) -> LoadedModel:
-    """`spec` is a `.onnx`, a `.pt2`, a pickled module (only with trust_pickle), or `file.py:factory`
-    / `package.module:factory`. Input specs come from the file, else `inputs`, else `data_specs`."""
+    """`spec` is a `.onnx`, a `.pt2`, a Keras `.keras`/`.h5`, a pickled module (only with trust_pickle), or
+    `file.py:factory` / `package.module:factory`. Input specs come from the file, else `inputs`, else `data_specs`."""
     path = Path(spec)
     if path.suffix == ".onnx" or (path.is_file() and _is_onnx(path)):
         from .onnx_source import OnnxModel
@@ -40,6 +41,14 @@ def load_model(
         if weights:
             raise UsageError("--weights applies to PyTorch factories, not to ONNX models")
         return OnnxModel(path)
+    if path.suffix in KERAS_SUFFIXES:
+        from .keras_source import KerasModel, load_keras
+
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        if weights:
+            raise UsageError("--weights applies to PyTorch factories, not to Keras models")
+        return KerasModel(load_keras(path, trust_pickle), path)
     if path.suffix == ".pt2":
         return _load_exported_program(path)
     if path.suffix in PICKLE_SUFFIXES:
@@ -48,11 +57,11 @@ def load_model(
         return _load_factory(spec, weights, inputs or data_specs, trust_pickle)
     if not path.exists():
         raise UsageError(f"{spec}: no such file, and not a factory spec (file.py:factory or package.module:factory)")
-    raise UsageError(f"{spec}: unsupported model format; give .onnx, .pt2, or a factory (file.py:factory)")
+    raise UsageError(f"{spec}: unsupported model format; give .onnx, .pt2, .keras, .h5, or a factory (file.py:factory)")
 
 
 def _is_onnx(path: Path) -> bool:
-    return path.suffix not in PICKLE_SUFFIXES + (".pt2", ".py")
+    return path.suffix not in PICKLE_SUFFIXES + KERAS_SUFFIXES + (".pt2", ".py")
 
 
 def _require_specs(specs: tuple[TensorSpec, ...], what: str) -> tuple[TensorSpec, ...]:

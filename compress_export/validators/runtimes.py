@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .runner import Runner
 
-RUNTIMES = ("onnxruntime", "tensorrt")
+RUNTIMES = ("onnxruntime", "tensorrt", "litert")
 
 
 def open_runner(runtime: str, path: str, threads: int | None = None) -> Runner:
@@ -16,6 +16,10 @@ def open_runner(runtime: str, path: str, threads: int | None = None) -> Runner:
         from ..exporters.tensorrt.runner import TensorRTRunner
 
         return TensorRTRunner(path)
+    if runtime == "litert":
+        from ..exporters.tflite.runner import LiteRTRunner
+
+        return LiteRTRunner(path, threads)
     from ..errors import UsageError
 
     raise UsageError(f"no runner for runtime {runtime!r}; known: {', '.join(RUNTIMES)}")

@@ -29,7 +29,8 @@ def test_every_command_has_help(command):
 def test_help_mentions_pickle_safety_and_exit_codes():
     assert "--trust-pickle" in invoke("--help").output
     export_help = " ".join(invoke("export", "--help").output.split())
-    assert "Pickle runs code" in export_help and "never runs code from a model" in export_help
+    assert "Both run code from the file" in export_help and "never runs code from a model" in export_help
+    assert "Keras Lambda layers" in export_help
     assert "130 interrupted" in invoke("--help").output
 
 

@@ -1,0 +1,1 @@
+"""TFLite targets: conversion by TensorFlow's converter, INT8 ranges from our calibrators, LiteRT runner."""

@@ -1,0 +1,80 @@
+"""Keras models (`.keras`, `.h5`): loaded without running Python code from the file unless trusted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError, UsageError, require
+from ..hashing import sha256_files
+from ..specs import TensorSpec
+from ..validators.runner import Runner
+from .base import LoadedModel
+
+
+def quiet_tensorflow() -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def load_keras(path: Path, trust_code: bool):
+    quiet_tensorflow()
+    require("tensorflow", "tflite")
+    keras = require("keras", "tflite")
+    try:
+        # safe_mode refuses Lambda layers: their Python bytecode is stored in the file.
+        return keras.saving.load_model(str(path), compile=False, safe_mode=not trust_code)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise UsageError(f"{path}: holds a Lambda layer, whose Python code would run on load; pass "
+                             "--trust-pickle if you trust its author") from None
+        raise UsageError(f"{path}: cannot load the Keras model ({str(exc).splitlines()[0][:200]})") from None
+    except (OSError, TypeError, KeyError) as exc:
+        raise UsageError(f"{path}: cannot load the Keras model ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+
+
+def output_names(count: int) -> list[str]:
+    """TFLite's names for a Keras model's outputs, used on both sides of the parity check."""
+    return [f"output_{index}" for index in range(count)]
+
+
+class KerasRunner(Runner):
+    name = "keras"
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self._inputs = [tensor.name for tensor in model.inputs]
+        self._outputs = output_names(len(model.outputs))
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = self.model([feeds[name] for name in self._inputs], training=False)
+        values = result if isinstance(result, (list, tuple)) else [result]
+        return {name: np.asarray(value) for name, value in zip(self._outputs, values, strict=True)}
+
+
+class KerasModel(LoadedModel):
+    framework = "keras"
+
+    def __init__(self, model, path: Path):
+        specs = []
+        for tensor in model.inputs:
+            shape = tuple("batch" if index == 0 else (dim if dim is not None else f"d{index}")
+                          for index, dim in enumerate(tensor.shape))
+            specs.append(TensorSpec(tensor.name, shape, str(np.dtype(tensor.dtype))))
+        super().__init__(str(path), sha256_files(path), tuple(specs))
+        self.model = model
+
+    def export_onnx(self, path: Path, example: dict) -> None:
+        raise ExportError("Keras models reach the TFLite targets (tflite, tflite-fp16, tflite-dynamic, tflite-int8); "
+                          "the ONNX targets take PyTorch and ONNX models")
+
+    def reference_runner(self) -> Runner:
+        return KerasRunner(self.model)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "layers": len(self.model.layers)}
