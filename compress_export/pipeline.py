@@ -171,13 +171,21 @@ def compare(runner_factory, validation: ValidationSet) -> ParityAccumulator:
     accumulator = None
     with runner_factory() as runner:
         for feeds, labels, expected in validation.batches:
-            produced = runner.infer(feeds)
-            missing = [name for name in expected if name not in produced]
-            if missing:
-                raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")
+            produced = _by_reference_names(runner.infer(feeds), list(expected))
             accumulator = accumulator or ParityAccumulator(list(expected))
             accumulator.update(expected, produced, labels)
     return accumulator
+
+
+def _by_reference_names(produced: dict, names: list[str]) -> dict:
+    """The artifact's outputs under the original model's names: by name, or by position where the format
+    renames them (a TFLite signature calls them output_0, output_1, ...)."""
+    if all(name in produced for name in names):
+        return produced
+    if len(produced) == len(names):
+        return dict(zip(names, produced.values(), strict=True))
+    missing = [name for name in names if name not in produced]
+    raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")
 
 
 def check_export(fp32: Path, validation: ValidationSet) -> dict:

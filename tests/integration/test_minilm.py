@@ -45,3 +45,20 @@ def test_minilm_static_int8_meets_the_budget_by_itself(tmp_path):
     inputs = {i.name: i for i in graph.input}
     assert set(inputs) == {"input_ids", "attention_mask"}
     assert not inputs["input_ids"].type.tensor_type.shape.dim[0].HasField("dim_value")
+
+
+def test_minilm_to_tflite_and_tflite_dynamic(tmp_path):
+    for name in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} not installed (pip install 'compress-export[tflite-torch]')")
+    example = _example()
+    calib, val = example.make_data(tmp_path / "data", calib=16, val=16)
+    result = run(PipelineConfig(
+        model=f"{EXAMPLE}:factory", targets="tflite,tflite-dynamic", out=tmp_path / "out",
+        calib_data=str(calib), val_data=str(val), bench=None, progress=False,
+    ))
+    reports = {report.target: report.to_dict() for report in result.reports}
+    assert reports["tflite"]["parity"]["output"]["cosine"] > 0.9999
+    assert reports["tflite-dynamic"]["parity"]["output"]["cosine"] >= 0.99
+    fp32 = (tmp_path / "out" / "tflite" / "model.tflite").stat().st_size
+    assert (tmp_path / "out" / "tflite-dynamic" / "model.tflite").stat().st_size < 0.35 * fp32

@@ -112,3 +112,48 @@ def test_keras_lambda_layer_needs_trust(tmp_path, keras_digits):
 def test_keras_model_to_an_onnx_target_says_what_is_supported(tmp_path, keras_digits):
     with pytest.raises(ExportError, match="TFLite targets"):
         _run(tmp_path / "out", keras_digits, "onnx-int8")
+
+
+TORCH_MISSING = [name for name in ("torch", "litert_torch") if importlib.util.find_spec(name) is None]
+
+
+@pytest.mark.skipif(bool(TORCH_MISSING), reason=f"{', '.join(TORCH_MISSING)} not installed "
+                                                 "(pip install 'compress-export[torch,tflite]')")
+def test_pytorch_pt2_to_tflite_int8_within_one_point(tmp_path, digits_data):
+    import torch
+
+    from compress_export.demo.model import digits_cnn
+
+    program = torch.export.export(digits_cnn(), (torch.zeros(2, 1, 8, 8),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(tmp_path / "digits.pt2"))
+    calib, val = digits_data
+    result = run(PipelineConfig(model=str(tmp_path / "digits.pt2"), targets="tflite,tflite-dynamic,tflite-int8",
+                                out=tmp_path / "out",
+                                calib_data=str(calib), val_data=str(val), bench=QUICK_BENCH, progress=False))
+    reports = {r.target: r.to_dict() for r in result.reports}
+    int8 = reports["tflite-int8"]
+    reference = int8["metrics"]["reference"]["accuracy"]
+    assert reference > 0.95
+    assert 100 * (reference - int8["metrics"]["candidate"]["accuracy"]) <= 1.0
+    assert reports["tflite"]["parity"]["output"]["cosine"] > 0.9999
+    assert reports["tflite-dynamic"]["passed"] and reports["tflite-dynamic"]["bench"]["ratios"]["size"] < 0.5
+    table = json.loads((tmp_path / "out" / "tflite-int8" / "ranges.json").read_text())
+    assert table["method"] == "entropy" and len(table["ranges"]) >= 3
+    assert any("PT2E observer points" in note for note in int8["notes"])
+    manifest = json.loads((tmp_path / "out" / "tflite-int8" / "manifest.json").read_text())
+    assert manifest["artifact"]["input_layout"] == "NCHW" and manifest["artifact"]["converter"] == "litert-torch"
+    assert int8["bench"]["ratios"]["size"] < 0.5
+
+
+def test_missing_converter_gives_the_install_hint(tmp_path, digits_data, monkeypatch):
+    import sys
+
+    from compress_export.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "litert_torch", None)  # import fails as if not installed
+    calib, val = digits_data
+    with pytest.raises(MissingDependencyError, match=r"pip install 'compress-export\[tflite-torch\]'"):
+        run(PipelineConfig(model="compress_export.demo.model:digits_cnn", targets="tflite", out=tmp_path / "out",
+                           calib_data=str(calib), val_data=str(val), bench=None, progress=False))
+    assert not (tmp_path / "out" / "tflite").exists()

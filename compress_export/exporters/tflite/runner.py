@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import require
+from ...errors import ExportError, require
 from ...validators.runner import Runner
 
 
@@ -38,8 +38,16 @@ class LiteRTRunner(Runner):
         self.threads = threads
         self._runner = None
         runner = _signature(self.path)
-        self._inputs = list(runner.get_input_details())
+        self._signature_inputs = sorted(runner.get_input_details(), key=_output_order)
+        self._inputs = list(self._signature_inputs)
         self._outputs = sorted(runner.get_output_details(), key=_output_order)
+
+    def infer(self, feeds):
+        """Inputs by name; where the signature names them by position (`args_0`, ... from litert-torch),
+        the feeds are taken in the order given."""
+        if not all(name in feeds for name in self._signature_inputs) and len(feeds) == len(self._signature_inputs):
+            feeds = dict(zip(self._signature_inputs, feeds.values(), strict=True))
+        return super().infer(feeds)
 
     def activate(self) -> None:
         self._runner = _signature(self.path, self.threads)
@@ -49,10 +57,27 @@ class LiteRTRunner(Runner):
     def deactivate(self) -> None:
         self._runner = None
 
+    def _run(self, feeds: dict) -> dict:
+        return _run_signature(self._runner, feeds)
+
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prepared = {name: _to_tensor(value, self._in[name]) for name, value in feeds.items()}
-        produced = self._runner(**prepared)
+        fixed = {int(d["shape_signature"][0]) for d in self._in.values() if len(d["shape_signature"])} - {-1}
+        rows = len(next(iter(prepared.values())))
+        if len(fixed) == 1 and (step := fixed.pop()) != rows and rows % step == 0:
+            parts = [self._run({name: value[start:start + step] for name, value in prepared.items()})
+                     for start in range(0, rows, step)]
+            produced = {name: np.concatenate([part[name] for part in parts]) for name in self._outputs}
+        else:
+            produced = self._run(prepared)
         return {name: _from_tensor(produced[name], self._out[name]) for name in self._outputs}
+
+
+def _run_signature(runner, feeds: dict) -> dict:
+    try:
+        return runner(**feeds)
+    except (RuntimeError, ValueError) as exc:  # a kernel that cannot prepare or run this artifact
+        raise ExportError(f"LiteRT cannot run the artifact: {str(exc).strip().splitlines()[0][:300]}") from None
 
 
 def _output_order(name: str) -> tuple:
