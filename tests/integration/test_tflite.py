@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from compress_export.api import validate_bundle
-from compress_export.errors import ExportError, UsageError
+from compress_export.errors import UsageError
 from compress_export.pipeline import PipelineConfig, run
 from compress_export.specs import QuantRecipe
 from compress_export.validators.bench import BenchSettings
@@ -109,9 +109,18 @@ def test_keras_lambda_layer_needs_trust(tmp_path, keras_digits):
     assert run(PipelineConfig(**settings, trust_pickle=True)).exit_code == 0
 
 
-def test_keras_model_to_an_onnx_target_says_what_is_supported(tmp_path, keras_digits):
-    with pytest.raises(ExportError, match="TFLite targets"):
-        _run(tmp_path / "out", keras_digits, "onnx-int8")
+def test_keras_model_reaches_the_onnx_targets(tmp_path, keras_digits):
+    import onnx
+
+    result = _run(tmp_path / "out", keras_digits, "onnx,onnx-int8,trt-int8")
+    reports = {r.target: r.to_dict() for r in result.reports}
+    assert reports["onnx"]["parity"]["output_0"]["max_abs"] < 1e-4
+    reference = reports["onnx-int8"]["metrics"]["reference"]["accuracy"]
+    for target in ("onnx-int8", "trt-int8"):
+        assert 100 * (reference - reports[target]["metrics"]["candidate"]["accuracy"]) <= 1.0, target
+    graph = onnx.load(str(tmp_path / "out" / "onnx" / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["image"]
+    assert not graph.input[0].type.tensor_type.shape.dim[0].HasField("dim_value")
 
 
 TORCH_MISSING = [name for name in ("torch", "litert_torch") if importlib.util.find_spec(name) is None]
