@@ -26,6 +26,7 @@ from .options import (
     data_options,
     gate_options,
     output_options,
+    qat_options,
     quant_options,
     source_options,
     split_list,
@@ -170,13 +171,15 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
 @bench_options
 @tensorrt_options
 @tflite_options
+@qat_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and random data.")
 @output_options
 def export_command(model, targets, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
                    random_data, val_data, holdout, ranges_from, ranges_from_cache, calibrator, percentile, num_bins,
                    include_ops, exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine,
                    no_fallback, bench_batch, bench_runs, bench_seconds, no_bench, trt_cache_version,
-                   trt_cache_algorithm, trt_max_batch, require_engine, tflite_io, seed, as_json, verbose, quiet) -> int:
+                   trt_cache_algorithm, trt_max_batch, require_engine, tflite_io, qat, train_data, qat_epochs,
+                   qat_steps, lr, alpha, seed, as_json, verbose, quiet) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
 
     MODEL is a .onnx file, a torch.export .pt2 file, a Keras .keras/.h5 file, or path/file.py:factory /
@@ -187,6 +190,7 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
     _configure_logging(verbose, quiet)
     from .exporters import TrtOptions
     from .pipeline import PipelineConfig, run
+    from .qat import QatSettings
     from .specs import Gates
 
     if ranges_from and ranges_from_cache:
@@ -200,7 +204,8 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
         recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
         gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine), fallback=not no_fallback,
         bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), seed=seed, progress=not quiet,
-        tflite_io=tflite_io,
+        tflite_io=tflite_io, train_data=train_data,
+        qat=QatSettings(epochs=qat_epochs, steps=qat_steps, lr=lr, alpha=alpha, seed=seed) if qat else None,
     )
     result = run(config)
     _print_summary(result, as_json, quiet)

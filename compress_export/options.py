@@ -89,6 +89,21 @@ tensorrt_options = _stack(
                  help="trt-int8: fail with exit 3 unless a TensorRT engine is built and run (no onnxruntime proxy)."),
 )
 
+qat_options = _stack(
+    click.option("--qat", is_flag=True,
+                 help="Quantization-aware fine-tuning before INT8 export (PyTorch factories): the FP32 model teaches "
+                      "its fake-quantized copy, so no labels are needed."),
+    click.option("--train-data", type=click.Path(exists=True), metavar="NPZ|DIR",
+                 help="--qat: fine-tuning data (default: the calibration data). A 'label' key adds the task loss."),
+    click.option("--qat-epochs", type=click.IntRange(min=1), default=3, show_default=True,
+                 help="--qat: passes over the data."),
+    click.option("--qat-steps", type=click.IntRange(min=1), help="--qat: stop after this many steps instead."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True,
+                 help="--qat: learning rate of the weights (activation ranges learn at 10x)."),
+    click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                 help="--qat with labels: weight of the task loss against distillation."),
+)
+
 tflite_options = _stack(
     click.option("--tflite-io", type=click.Choice(("int8", "float32")), default="int8", show_default=True,
                  help="tflite-int8: input and output tensor type (float32 adds a quantize/dequantize op)."),

@@ -20,6 +20,7 @@ from .errors import ExportError, UsageError
 from .exporters import ExportContext, Target, TrtOptions, parse_targets
 from .graph import COMPUTE_OPS, op_types, select_nodes, with_inferred_shapes
 from .hashing import sha256_file
+from .qat import QatSettings, plot_losses
 from .ranges import RangeTable
 from .report import Report, plot_tradeoff
 from .sensitivity import (
@@ -67,6 +68,8 @@ class PipelineConfig:
     progress: bool = True
     fallback: bool = True
     tflite_io: str = "int8"
+    qat: QatSettings | None = None
+    train_data: str | None = None
 
 
 @dataclass
@@ -217,6 +220,9 @@ def run(config: PipelineConfig) -> RunResult:
         validation = reference_outputs(model, val, origin, config.progress)
         export_parity = check_export(fp32, validation) if onnx_targets else None
         ranges = _ranges(config, onnx_targets, fp32, calib)
+        qat = None
+        if config.qat is not None:
+            qat = _quantization_aware(config, model, fp32, ranges, calib, work)
         bench = None
         if config.bench is not None:
             bench = Benchmarker(config.bench, validation, len(targets), config.progress)
@@ -232,11 +238,16 @@ def run(config: PipelineConfig) -> RunResult:
         reports, bundles, references = [], [], {}
         for target in targets:
             bundle = out / target.name
-            ctx = ExportContext(fp32, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges, bundle,
+            quantize_from = qat.fp32 if qat and target.needs_ranges else fp32
+            ctx = ExportContext(quantize_from, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges,
+                                bundle,
                                 config.trt, {name: value.shape for name, value in validation.batches[0][0].items()},
                                 source=model, calibration=calib, tflite_io=config.tflite_io)
+            if qat and target.needs_ranges:
+                ctx = replace(ctx, ranges=qat.ranges)
             report = _build_bundle(config, target, ctx, validation, bench, context,
-                                   _reference(target, ctx, work / "reference", references))
+                                   _reference(target, replace(ctx, fp32_onnx=fp32), work / "reference", references),
+                                   qat if target.needs_ranges else None, fp32, ranges)
             reports.append(report)
             bundles.append(bundle)
         if bench:
@@ -325,6 +336,63 @@ def _ratios(reference: dict, candidate: dict) -> dict:
     return ratios
 
 
+@dataclass
+class QatOutcome:
+    fp32: Path
+    ranges: RangeTable
+    losses: list[float]
+    summary: dict
+
+
+def _quantization_aware(config: PipelineConfig, model: LoadedModel, fp32: Path, ranges: RangeTable | None,
+                        calib: CalibrationData, work: Path) -> QatOutcome:
+    """Fine-tune the fake-quantized model against the original, export it, and range-table it: learned
+    ranges where fake-quant sat, a fresh calibration of the fine-tuned graph elsewhere."""
+    from tqdm import tqdm
+
+    from .qat import fine_tune, match_inputs
+    from .sources.torch_source import TorchModel, differentiable_forward
+
+    if model.framework != "torch" or getattr(model, "exported", None) is not None:
+        raise UsageError("--qat fine-tunes a PyTorch nn.Module: give a factory (file.py:factory), not "
+                         f"a {model.framework if model.framework != 'torch' else '.pt2'} model")
+    if ranges is None:
+        raise UsageError("--qat needs a target that quantizes from ranges (onnx-int8, trt-int8)")
+    train = calib
+    if config.train_data:
+        train = load_npz_data(config.train_data, model.inputs, config.calib_batch)
+    forward = differentiable_forward(model)
+    sample = next(calib.batches())
+    matched = match_inputs(model.module, fp32, list(ranges.ranges), sample, forward)
+    total = config.qat.steps or config.qat.epochs * sum(1 for _ in train.batches())
+    with tqdm(total=total, unit="step", desc="QAT", disable=not config.progress, file=sys.stderr, leave=False) as bar:
+        student, result = fine_tune(model.module, forward, matched, ranges, train, config.qat,
+                                    on_step=lambda loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+    tuned = TorchModel(student, model.description, model.sha256, model.inputs)
+    qat_fp32 = work / "model.qat.onnx"
+    export_fp32(tuned, qat_fp32, sample)
+    table = calibrate_onnx(qat_fp32, calib, config.recipe, progress=False)
+    renamed = match_inputs(student, qat_fp32, list(table.ranges), sample, forward)
+    learned = {renamed[name]: result.ranges[tensor] for name, tensor in matched.items()
+               if name in renamed and tensor in result.ranges}
+    summary = {**result.to_dict(config.qat), "train_data": config.train_data or "the calibration data",
+               "labels": train.has_labels, "learned_ranges": len(learned)}
+    return QatOutcome(qat_fp32, table.with_ranges(f"qat+{table.method}", learned), result.losses, summary)
+
+
+def _ptq_side(target: Target, ctx: ExportContext, original_fp32: Path, ptq_ranges: RangeTable,
+              validation: ValidationSet) -> dict:
+    """The same target quantized from the original model with the calibrator's ranges: what QAT is
+    compared with."""
+    with tempfile.TemporaryDirectory(prefix="ce-ptq-") as tmp:
+        folder = Path(tmp)
+        artifact = target.export(replace(ctx, fp32_onnx=original_fp32, ranges=ptq_ranges, bundle_dir=folder,
+                                         float_nodes=frozenset()))
+        parity = compare(lambda: open_runner(artifact.runtime, str(folder / artifact.path)), validation)
+        return {"parity": parity.parity(), "metrics": parity.metrics(),
+                "size_bytes": (folder / artifact.path).stat().st_size}
+
+
 def _reference(target: Target, ctx: ExportContext, folder: Path, made: dict):
     """The FP32 model a target is timed against, in the target's own runtime: a callable, so that it is
     made only when the benchmark runs, and once per run (`made` is the run's cache)."""
@@ -344,7 +412,8 @@ def _reference(target: Target, ctx: ExportContext, folder: Path, made: dict):
     return make
 
 
-def _build_bundle(config, target, ctx: ExportContext, validation, bench, context, reference) -> Report:
+def _build_bundle(config, target, ctx: ExportContext, validation, bench, context, reference, qat=None,
+                  original_fp32: Path | None = None, ptq_ranges: RangeTable | None = None) -> Report:
     model, fp32 = ctx.source, ctx.fp32_onnx
     with BundleWriter(ctx.bundle_dir) as folder:
         ctx = replace(ctx, bundle_dir=folder)
@@ -358,6 +427,10 @@ def _build_bundle(config, target, ctx: ExportContext, validation, bench, context
             parity=parity.parity(), metrics=parity.metrics(), top1_agreement=parity.top1_agreement(),
             context={**context, **artifact.details}, notes=list(artifact.notes),
         )
+        if qat is not None:
+            report.context["qat"] = {**qat.summary, "ptq": _ptq_side(target, ctx, original_fp32, ptq_ranges,
+                                                                      validation)}
+            plot_losses(qat.losses, folder / "qat_loss.png")
         if search is not None:
             report.sensitivity = search.to_dict()
             if search.ranking:

@@ -114,10 +114,34 @@ class Report:
             lines.append(f"| {gate['gate']} | {gate['limit']:g} | {gate['value']:.6g} | "
                          f"{'pass' if gate['passed'] else 'FAIL'} |")
         lines += self._sensitivity_lines()
+        lines += self._qat_lines()
         for title, items in (("Notes", self.notes), ("Warnings", self.warnings)):
             if items:
                 lines += ["", f"## {title}", ""] + [f"- {item}" for item in items]
         return "\n".join(lines) + "\n"
+
+    def _qat_lines(self) -> list[str]:
+        qat = self.context.get("qat")
+        if not qat:
+            return []
+        settings = qat["settings"]
+        lines = ["", "## QAT", "",
+                 f"{qat['steps']} steps in {qat['seconds']:.0f} s (lr {settings['lr']:g}, seed {settings['seed']}, "
+                 f"data: {qat['train_data']}{', with labels' if qat['labels'] else ', no labels'}); "
+                 f"{qat['fake_quantized_activations']} activations fake-quantized, {qat['learned_ranges']} learned "
+                 f"ranges exported. Distillation loss {qat['loss_first']:.4g} -> {qat['loss_last']:.4g} "
+                 "(`qat_loss.png`).", "", "| | " + " | ".join(self.parity) + " | accuracy | size |",
+                 "|---|" + "---|" * (len(self.parity) + 2)]
+        ptq = qat["ptq"]
+
+        def row(name: str, parity: dict, metrics: dict, size) -> str:
+            cosines = " | ".join(f"{stats['cosine']:.4f}" for stats in parity.values())
+            accuracy = f"{metrics['candidate']['accuracy']:.4f}" if metrics else "-"
+            return f"| {name} | {cosines} | {accuracy} | {size / 1024:.0f} KB |"
+
+        lines.append(row("PTQ", ptq["parity"], ptq["metrics"], ptq["size_bytes"]))
+        lines.append(row("QAT", self.parity, self.metrics, self.artifact["size_bytes"]))
+        return lines
 
     def _sensitivity_lines(self) -> list[str]:
         search = self.sensitivity

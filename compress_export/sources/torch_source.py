@@ -54,6 +54,19 @@ class TorchRunner(Runner):
         return {name: value.detach().cpu().numpy() for name, value in named}
 
 
+def differentiable_forward(model: TorchModel):
+    """forward(module, feeds) -> {output name: tensor}, with autograd, for fine-tuning a copy of `model`."""
+
+    def forward(module, feeds: dict[str, np.ndarray]) -> dict:
+        import torch
+
+        tensors = {spec.name: torch.from_numpy(np.ascontiguousarray(feeds[spec.name])) for spec in model.inputs}
+        result = module(**tensors) if model.by_keyword else module(*tensors.values())
+        return dict(_flatten_outputs(result))
+
+    return forward
+
+
 class TorchModel(LoadedModel):
     framework = "torch"
 

@@ -1,0 +1,261 @@
+"""Label-free quantization-aware fine-tuning: the FP32 model teaches its fake-quantized copy.
+
+Fake-quant sits where the ONNX export will put Q/DQ: each activation that feeds a quantized Linear or
+Conv (found by matching the module's input values against the FP32 ONNX graph's tensors), with the
+range the calibrator chose as the starting point and learned from there (LSQ), and per-channel
+symmetric INT8 on the weights (straight-through estimator). The loss is distillation against the
+teacher's outputs: KL with temperature on classifier logits, MSE and cosine otherwise; labels, when
+the data has them, add cross-entropy weighted by `alpha`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import CalibrationData
+from .errors import UsageError
+from .ranges import RangeTable
+
+ACT_MIN, ACT_MAX = 0, 255  # UINT8 asymmetric activations, as onnx-int8 exports them
+MATCH_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class QatSettings:
+    epochs: int = 3
+    steps: int | None = None
+    lr: float = 1e-5
+    temperature: float = 2.0
+    alpha: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class QatResult:
+    ranges: dict[str, tuple[float, float]]
+    tensors: list[str]
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+    def to_dict(self, settings: QatSettings) -> dict:
+        return {"settings": settings.__dict__, "fake_quantized_activations": len(self.tensors),
+                "steps": self.steps, "seconds": self.seconds, "loss_first": self.losses[0] if self.losses else None,
+                "loss_last": self.losses[-1] if self.losses else None}
+
+
+def _quantizable_modules(module) -> dict[str, object]:
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    return {name: child for name, child in module.named_modules() if isinstance(child, kinds)}
+
+
+def match_inputs(module, onnx_path: Path, candidates: list[str], feeds: dict[str, np.ndarray], forward
+                 ) -> dict[str, str]:
+    """Module name -> the ONNX activation tensor holding the same values as that module's input."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    seen: dict[str, np.ndarray] = {}
+
+    def record(name: str):
+        def hook(_module, args) -> None:
+            seen.setdefault(name, args[0].detach().float().cpu().numpy())
+
+        return hook
+
+    hooks = [child.register_forward_pre_hook(record(name)) for name, child in _quantizable_modules(module).items()]
+    try:
+        with torch.no_grad():
+            forward(module, feeds)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    graph = onnx.load(str(onnx_path))
+    present = {out.name for out in graph.graph.output}
+    for name in candidates:
+        if name not in present:
+            graph.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    values = dict(zip(candidates, session.run(candidates, {k: v for k, v in feeds.items() if k in inputs}),
+                      strict=True))
+    matched = {}
+    for name, value in seen.items():
+        scale = float(np.abs(value).max()) or 1.0
+        for tensor, candidate in values.items():
+            if candidate.shape == value.shape and float(np.abs(candidate - value).max()) <= MATCH_TOLERANCE * scale:
+                matched[name] = tensor
+                break
+    return matched
+
+
+def _act_params(lo: float, hi: float):
+    import torch
+
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / (ACT_MAX - ACT_MIN), 1e-8)
+    zero_point = float(np.clip(round(ACT_MIN - lo / scale), ACT_MIN, ACT_MAX))
+    return torch.nn.Parameter(torch.tensor([scale])), torch.tensor([zero_point])
+
+
+def _fake_quant_weight(weight):
+    import torch
+
+    flat = weight.detach().reshape(weight.shape[0], -1).abs().amax(dim=1).clamp(min=1e-8)
+    scale = (flat / 127.0).float()
+    zero = torch.zeros_like(scale, dtype=torch.int32)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -127, 127)
+
+
+class FakeQuantizer:
+    """Holds the learnable activation scales and patches the matched modules' forward."""
+
+    def __init__(self, module, matched: dict[str, str], ranges: dict[str, tuple[float, float]]):
+        import torch
+
+        self.modules = _quantizable_modules(module)
+        self.matched = {name: tensor for name, tensor in matched.items() if tensor in ranges}
+        self.params = {tensor: _act_params(*ranges[tensor]) for tensor in set(self.matched.values())}
+        self.scales = torch.nn.ParameterList([scale for scale, _ in self.params.values()])
+        self._saved = {}
+        for name, tensor in self.matched.items():
+            child = self.modules[name]
+            self._saved[name] = child.forward
+            child.forward = self._forward(child, tensor)
+
+    def _forward(self, child, tensor: str):
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        scale, zero_point = self.params[tensor]
+
+        def forward(inputs):
+            quantized = torch._fake_quantize_learnable_per_tensor_affine(
+                inputs, scale, zero_point, ACT_MIN, ACT_MAX, 1.0 / (float(inputs.numel()) * ACT_MAX) ** 0.5)
+            weight = _fake_quant_weight(child.weight)
+            if isinstance(child, torch.nn.Linear):
+                return F.linear(quantized, weight, child.bias)
+            return child._conv_forward(quantized, weight, child.bias)
+
+        return forward
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        result = {}
+        for tensor, (scale, zero_point) in self.params.items():
+            s, z = float(scale.detach().abs()), float(zero_point)
+            result[tensor] = ((ACT_MIN - z) * s, (ACT_MAX - z) * s)
+        return result
+
+    def remove(self) -> None:
+        for name, forward in self._saved.items():
+            self.modules[name].forward = forward
+
+
+def distillation_loss(student: dict, teacher: dict, labels, settings: QatSettings):
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    total = 0.0
+    for name, target in teacher.items():
+        output = student[name]
+        if labels is not None and output.ndim == 2 and output.shape[1] > 1:
+            t = settings.temperature
+            soft = F.kl_div(F.log_softmax(output / t, dim=1), F.softmax(target / t, dim=1),
+                            reduction="batchmean") * t * t
+            hard = F.cross_entropy(output, torch.as_tensor(labels, dtype=torch.long))
+            total = total + (1 - settings.alpha) * soft + settings.alpha * hard
+        else:
+            flat_out, flat_target = output.reshape(len(output), -1), target.reshape(len(target), -1)
+            norm = flat_target.pow(2).mean().clamp(min=1e-12)
+            cosine = F.cosine_similarity(flat_out, flat_target, dim=1).mean()
+            total = total + (flat_out - flat_target).pow(2).mean() / norm + (1 - cosine)
+    return total
+
+
+def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTable, data: CalibrationData,
+              settings: QatSettings, on_step: Callable[[float], None] | None = None):
+    """Returns the fine-tuned copy of `module` and the learned activation ranges."""
+    import torch
+
+    if not matched:
+        raise UsageError("--qat found no Linear/Conv input in the exported graph to fine-tune")
+    torch.manual_seed(settings.seed)
+    teacher = module
+    student = copy.deepcopy(module)
+    student.train()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    quantizer = FakeQuantizer(student, matched, dict(table.ranges))
+    weights = [p for p in student.parameters() if p.dtype.is_floating_point]
+    for parameter in weights:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW([{"params": weights, "lr": settings.lr, "weight_decay": 0.0},
+                                   {"params": list(quantizer.scales), "lr": settings.lr * 10, "weight_decay": 0.0}])
+    result = QatResult(ranges={}, tensors=sorted(quantizer.params))
+    start = time.perf_counter()
+    total_steps = settings.steps or settings.epochs * _batches_in(data)
+    try:
+        while result.steps < total_steps:
+            for feeds, labels in _batches_with_labels(data):
+                with torch.no_grad():
+                    expected = forward(teacher, feeds)
+                loss = distillation_loss(forward(student, feeds), expected, labels, settings)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                result.losses.append(float(loss.detach()))
+                result.steps += 1
+                if on_step:
+                    on_step(result.losses[-1])
+                if result.steps >= total_steps:
+                    break
+    finally:
+        quantizer.remove()
+    student.eval()
+    for parameter in student.parameters():
+        parameter.requires_grad_(False)
+    result.ranges = quantizer.ranges()
+    result.seconds = time.perf_counter() - start
+    return student, result
+
+
+def _batches_in(data: CalibrationData) -> int:
+    return sum(1 for _ in data.batches())
+
+
+def _batches_with_labels(data: CalibrationData):
+    for feeds in data.batches(labels=True):
+        labels = feeds.pop("label", None)
+        yield feeds, labels
+
+
+def plot_losses(losses: list[float], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    axes.plot(range(1, len(losses) + 1), losses, color="#4c72b0")
+    axes.set_xlabel("step")
+    axes.set_ylabel("distillation loss")
+    axes.set_yscale("log")
+    axes.set_title("QAT fine-tuning")
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+    return True
