@@ -57,6 +57,6 @@ def slow_causes(summary: dict) -> list[str]:
         causes.append(f"{summary['float_compute']} of {total} compute ops still run in float (FP32 islands)")
     if not causes:
         causes.append(f"no structural cause: all {summary['integer_kernels']} quantized ops run as integer "
-                      "kernels with nothing unfused; in a model this small, quantizing inputs and dequantizing outputs (or noise "
-                      "on a shared CPU) outweighs the integer arithmetic")
+                      "kernels with nothing unfused; in a model this small, quantizing inputs and dequantizing "
+                      "outputs (or noise on a shared CPU) outweighs the integer arithmetic")
     return causes
