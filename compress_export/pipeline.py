@@ -220,9 +220,11 @@ def run(config: PipelineConfig) -> RunResult:
         validation = reference_outputs(model, val, origin, config.progress)
         export_parity = check_export(fp32, validation) if onnx_targets else None
         ranges = _ranges(config, onnx_targets, fp32, calib)
-        qat = None
+        qat, train = None, calib
+        if config.train_data:
+            train = load_npz_data(config.train_data, model.inputs, config.calib_batch)
         if config.qat is not None:
-            qat = _quantization_aware(config, model, fp32, ranges, calib, work)
+            qat = _quantization_aware(config, model, fp32, ranges, train, calib, work, targets)
         bench = None
         if config.bench is not None:
             bench = Benchmarker(config.bench, validation, len(targets), config.progress)
@@ -242,7 +244,8 @@ def run(config: PipelineConfig) -> RunResult:
             ctx = ExportContext(quantize_from, model.inputs, tuple(validation.batches[0][2]), config.recipe, ranges,
                                 bundle,
                                 config.trt, {name: value.shape for name, value in validation.batches[0][0].items()},
-                                source=model, calibration=calib, tflite_io=config.tflite_io)
+                                source=model, calibration=calib, tflite_io=config.tflite_io,
+                                qat=config.qat if model.framework == "keras" else None, train=train)
             if qat and target.needs_ranges:
                 ctx = replace(ctx, ranges=qat.ranges)
             report = _build_bundle(config, target, ctx, validation, bench, context,
@@ -345,7 +348,8 @@ class QatOutcome:
 
 
 def _quantization_aware(config: PipelineConfig, model: LoadedModel, fp32: Path, ranges: RangeTable | None,
-                        calib: CalibrationData, work: Path) -> QatOutcome:
+                        train: CalibrationData, calib: CalibrationData, work: Path, targets: list[Target]
+                        ) -> QatOutcome | None:
     """Fine-tune the fake-quantized model against the original, export it, and range-table it: learned
     ranges where fake-quant sat, a fresh calibration of the fine-tuned graph elsewhere."""
     from tqdm import tqdm
@@ -353,14 +357,17 @@ def _quantization_aware(config: PipelineConfig, model: LoadedModel, fp32: Path, 
     from .qat import fine_tune, match_inputs
     from .sources.torch_source import TorchModel, differentiable_forward
 
+    onnx_ranged = [target.name for target in targets if target.needs_ranges]
+    if model.framework == "keras":
+        if onnx_ranged:
+            raise UsageError(f"--qat for Keras models applies to tflite-int8, not to {', '.join(onnx_ranged)}")
+        return None  # the tflite-int8 target fine-tunes the Keras model itself
     if model.framework != "torch" or getattr(model, "exported", None) is not None:
-        raise UsageError("--qat fine-tunes a PyTorch nn.Module: give a factory (file.py:factory), not "
-                         f"a {model.framework if model.framework != 'torch' else '.pt2'} model")
+        raise UsageError("--qat fine-tunes a PyTorch nn.Module or a Keras model: give a factory (file.py:factory), "
+                         f"not a {model.framework if model.framework != 'torch' else '.pt2'} model")
     if ranges is None:
-        raise UsageError("--qat needs a target that quantizes from ranges (onnx-int8, trt-int8)")
-    train = calib
-    if config.train_data:
-        train = load_npz_data(config.train_data, model.inputs, config.calib_batch)
+        raise UsageError("--qat for PyTorch models applies to onnx-int8 and trt-int8 (tflite-int8 takes QAT from "
+                         "Keras models)")
     forward = differentiable_forward(model)
     sample = next(calib.batches())
     matched = match_inputs(model.module, fp32, list(ranges.ranges), sample, forward)
@@ -380,14 +387,12 @@ def _quantization_aware(config: PipelineConfig, model: LoadedModel, fp32: Path, 
     return QatOutcome(qat_fp32, table.with_ranges(f"qat+{table.method}", learned), result.losses, summary)
 
 
-def _ptq_side(target: Target, ctx: ExportContext, original_fp32: Path, ptq_ranges: RangeTable,
-              validation: ValidationSet) -> dict:
-    """The same target quantized from the original model with the calibrator's ranges: what QAT is
-    compared with."""
+def _ptq_side(target: Target, ctx: ExportContext, validation: ValidationSet) -> dict:
+    """The same target quantized from the original model with the calibrator's ranges (`ctx` says how):
+    what QAT is compared with."""
     with tempfile.TemporaryDirectory(prefix="ce-ptq-") as tmp:
         folder = Path(tmp)
-        artifact = target.export(replace(ctx, fp32_onnx=original_fp32, ranges=ptq_ranges, bundle_dir=folder,
-                                         float_nodes=frozenset()))
+        artifact = target.export(replace(ctx, bundle_dir=folder))
         parity = compare(lambda: open_runner(artifact.runtime, str(folder / artifact.path)), validation)
         return {"parity": parity.parity(), "metrics": parity.metrics(),
                 "size_bytes": (folder / artifact.path).stat().st_size}
@@ -428,9 +433,16 @@ def _build_bundle(config, target, ctx: ExportContext, validation, bench, context
             context={**context, **artifact.details}, notes=list(artifact.notes),
         )
         if qat is not None:
-            report.context["qat"] = {**qat.summary, "ptq": _ptq_side(target, ctx, original_fp32, ptq_ranges,
-                                                                      validation)}
+            ptq_ctx = replace(ctx, fp32_onnx=original_fp32, ranges=ptq_ranges, float_nodes=frozenset())
+            report.context["qat"] = {**qat.summary, "ptq": _ptq_side(target, ptq_ctx, validation)}
             plot_losses(qat.losses, folder / "qat_loss.png")
+        elif "qat" in artifact.details:
+            report.context["qat"] = {**artifact.details["qat"], "train_data": config.train_data or
+                                     "the calibration data", "ptq": _ptq_side(target, replace(ctx, qat=None),
+                                                                             validation)}
+        elif config.qat is not None and target.name == "tflite-int8":
+            report.warnings.append("--qat was not applied to this target: PyTorch models get QAT on onnx-int8 and "
+                                   "trt-int8, Keras models on tflite-int8; this artifact is post-training quantized")
         if search is not None:
             report.sensitivity = search.to_dict()
             if search.ranking:

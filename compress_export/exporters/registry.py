@@ -36,6 +36,8 @@ class ExportContext:
     source: Any = None  # the loaded model, for targets that convert it directly (TFLite)
     calibration: Any = None  # CalibrationData, for targets that calibrate the source model themselves
     tflite_io: str = "int8"
+    qat: Any = None  # QatSettings, for targets that fine-tune the source model themselves (Keras tflite-int8)
+    train: Any = None  # CalibrationData for that fine-tuning
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ def load_keras(path: Path, trust_code: bool):
                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
 
 
+def keras_inputs(model, arrays: list):
+    """The inputs in the structure the functional model was built with (one tensor, or a list)."""
+    structure = getattr(model, "_inputs_struct", None)
+    return list(arrays) if isinstance(structure, (list, tuple)) or len(arrays) > 1 else arrays[0]
+
+
 def output_names(count: int) -> list[str]:
     """TFLite's names for a Keras model's outputs, used on both sides of the parity check."""
     return [f"output_{index}" for index in range(count)]
@@ -52,7 +58,7 @@ class KerasRunner(Runner):
         self._outputs = output_names(len(model.outputs))
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self.model([feeds[name] for name in self._inputs], training=False)
+        result = self.model(keras_inputs(self.model, [feeds[name] for name in self._inputs]), training=False)
         values = result if isinstance(result, (list, tuple)) else [result]
         return {name: np.asarray(value) for name, value in zip(self._outputs, values, strict=True)}
 

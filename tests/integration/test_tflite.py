@@ -166,3 +166,26 @@ def test_missing_converter_gives_the_install_hint(tmp_path, digits_data, monkeyp
         run(PipelineConfig(model="compress_export.demo.model:digits_cnn", targets="tflite", out=tmp_path / "out",
                            calib_data=str(calib), val_data=str(val), bench=None, progress=False))
     assert not (tmp_path / "out" / "tflite").exists()
+
+
+def test_keras_qat_to_tflite_int8_within_half_a_point(tmp_path, keras_digits):
+    from compress_export.qat import QatSettings
+
+    result = _run(tmp_path / "out", keras_digits, "tflite-int8", qat=QatSettings(epochs=1, lr=1e-4),
+                  recipe=QuantRecipe(method="percentile", percentile=99.0))
+    report = result.reports[0].to_dict()
+    reference = report["metrics"]["reference"]["accuracy"]
+    assert 100 * (reference - report["metrics"]["candidate"]["accuracy"]) <= 0.5
+    qat = report["qat"]
+    assert qat["steps"] > 0 and qat["learned_ranges"] >= 5 and "accuracy" in qat["ptq"]["metrics"]["candidate"]
+    folder = tmp_path / "out" / "tflite-int8"
+    assert (folder / "qat_loss.png").is_file() and "## QAT" in (folder / "report.md").read_text()
+    table = json.loads((folder / "ranges.json").read_text())
+    assert table["method"] == "qat+percentile"
+
+
+def test_keras_qat_refuses_onnx_targets(tmp_path, keras_digits):
+    from compress_export.qat import QatSettings
+
+    with pytest.raises(UsageError, match="applies to tflite-int8"):
+        _run(tmp_path / "out", keras_digits, "onnx-int8", qat=QatSettings(epochs=1))

@@ -13,6 +13,7 @@ from ...calibration.histogram import TensorHistogram
 from ...calibration.methods import compute_ranges
 from ...data import CalibrationData
 from ...ranges import RangeTable
+from ...sources.keras_source import keras_inputs
 from ...specs import QuantRecipe
 
 # Layers whose output range is their input's: the converter gives them the producer's scale.
@@ -81,7 +82,7 @@ def calibrate_keras(model, data: CalibrationData, recipe: QuantRecipe, model_sha
     stats = {name: TensorHistogram(recipe.num_bins) for name in points}
     for feeds in data.batches():
         args = [feeds[name] for name in names]
-        produced = probe(args, training=False)
+        produced = probe(keras_inputs(probe, args), training=False)
         produced = produced if isinstance(produced, (list, tuple)) else [produced]
         for name, value in zip(points, produced, strict=True):
             stats[name].update(np.asarray(value, dtype=np.float32))

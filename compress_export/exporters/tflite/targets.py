@@ -113,6 +113,16 @@ def export_tflite_int8(ctx: ExportContext) -> Artifact:
 
         model = _keras_model(ctx)
         table = calibrate_keras(model, ctx.calibration, ctx.recipe, ctx.source.sha256)
+        qat = {}
+        if ctx.qat is not None:
+            from ...qat import plot_losses
+            from .keras_qat import fine_tune_keras
+
+            model, result = fine_tune_keras(model, dict(table.ranges), ctx.train or ctx.calibration, ctx.qat)
+            table = table.with_ranges(f"qat+{table.method}", result.ranges)
+            plot_losses(result.losses, ctx.bundle_dir / "qat_loss.png")
+            qat = {"qat": {**result.to_dict(ctx.qat), "learned_ranges": len(result.ranges),
+                           "labels": (ctx.train or ctx.calibration).has_labels}}
         quantized = with_fake_quant(model, dict(table.ranges))
         blob = convert_keras(quantized, "int8", representative(ctx.calibration, _names(ctx)), ctx.tflite_io)
         notes = [f"activation ranges: {table.method} (compress-export) for {len(table.ranges)} layer outputs; "
@@ -120,5 +130,7 @@ def export_tflite_int8(ctx: ExportContext) -> Artifact:
                  f"input/output type: {ctx.tflite_io}"]
     table.save(ctx.bundle_dir / "ranges.json")
     notes += [f"kept in float: {name} ({reason})" for name, reason in sorted(table.skipped.items())]
-    return _write(ctx, "tflite-int8", blob, notes, {"ranges": {"method": table.method, "tensors": len(table.ranges),
-                                                               "source": "compress-export"}})
+    details = {"ranges": {"method": table.method, "tensors": len(table.ranges), "source": "compress-export"}}
+    if _framework(ctx) == "keras":
+        details.update(qat)
+    return _write(ctx, "tflite-int8", blob, notes, details)
