@@ -20,14 +20,17 @@ def _example():
     return module
 
 
-def test_minilm_static_int8_meets_the_budget_by_itself(tmp_path):
-    example = _example()
-    calib, val = example.make_data(tmp_path / "data", calib=96, val=32)
+def _reports(tmp_path, targets: str, calib_rows: int, val_rows: int) -> dict:
+    calib, val = _example().make_data(tmp_path / "data", calib=calib_rows, val=val_rows)
     result = run(PipelineConfig(
-        model=f"{EXAMPLE}:factory", targets="onnx,onnx-dynamic,onnx-int8", out=tmp_path / "out",
+        model=f"{EXAMPLE}:factory", targets=targets, out=tmp_path / "out",
         calib_data=str(calib), val_data=str(val), bench=None, progress=False,
     ))
-    reports = {report.target: report.to_dict() for report in result.reports}
+    return {report.target: report.to_dict() for report in result.reports}
+
+
+def test_minilm_static_int8_meets_the_budget_by_itself(tmp_path):
+    reports = _reports(tmp_path, "onnx,onnx-dynamic,onnx-int8", calib_rows=96, val_rows=32)
     assert reports["onnx"]["parity"]["output"]["cosine"] > 0.9999
     assert reports["onnx-dynamic"]["parity"]["output"]["cosine"] >= 0.99
     assert reports["onnx-dynamic"]["passed"]
@@ -51,13 +54,7 @@ def test_minilm_to_tflite_and_tflite_dynamic(tmp_path):
     for name in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} not installed (pip install 'compress-export[tflite-torch]')")
-    example = _example()
-    calib, val = example.make_data(tmp_path / "data", calib=16, val=16)
-    result = run(PipelineConfig(
-        model=f"{EXAMPLE}:factory", targets="tflite,tflite-dynamic", out=tmp_path / "out",
-        calib_data=str(calib), val_data=str(val), bench=None, progress=False,
-    ))
-    reports = {report.target: report.to_dict() for report in result.reports}
+    reports = _reports(tmp_path, "tflite,tflite-dynamic", calib_rows=16, val_rows=16)
     assert reports["tflite"]["parity"]["output"]["cosine"] > 0.9999
     assert reports["tflite-dynamic"]["parity"]["output"]["cosine"] >= 0.99
     fp32 = (tmp_path / "out" / "tflite" / "model.tflite").stat().st_size

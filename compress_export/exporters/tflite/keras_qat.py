@@ -9,6 +9,7 @@ import time
 from ...data import CalibrationData
 from ...qat import QatResult, QatSettings
 from ...sources.keras_source import keras_inputs
+from .keras_ranges import with_fake_quant
 
 
 @functools.cache
@@ -61,17 +62,7 @@ def fine_tune_keras(model, ranges: dict[str, tuple[float, float]], data: Calibra
 
     keras.utils.set_random_seed(settings.seed)
     fake_quant = _learnable_fake_quant()
-
-    def call(layer, *args, **kwargs):
-        output = layer(*args, **kwargs)
-        if layer.name in ranges:
-            return fake_quant(*ranges[layer.name], name=f"{layer.name}_fake_quant")(output)
-        return output
-
-    student = keras.models.clone_model(model, call_function=call)
-    for layer in student.layers:
-        if layer.name in {original.name for original in model.layers}:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    student = with_fake_quant(model, ranges, fake_quant)
     names = [tensor.name for tensor in model.inputs]
     optimizer = keras.optimizers.Adam(settings.lr)
     range_variables = [v for layer in student.layers if isinstance(layer, fake_quant) for v in (layer.lo, layer.hi)]

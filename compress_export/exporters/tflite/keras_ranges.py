@@ -110,11 +110,12 @@ def _fake_quant_layer():
     return FakeQuant
 
 
-def with_fake_quant(model, ranges: dict[str, tuple[float, float]]):
-    """A copy of the model, same weights, with a fake-quant op after each calibrated layer."""
+def with_fake_quant(model, ranges: dict[str, tuple[float, float]], fake_quant=None):
+    """A copy of the model, same weights, with a fake-quant layer (`fake_quant(lo, hi)`, fixed ranges by
+    default) after each calibrated layer."""
     import keras
 
-    fake_quant = _fake_quant_layer()
+    fake_quant = fake_quant or _fake_quant_layer()
 
     def call(layer, *args, **kwargs):
         output = layer(*args, **kwargs)
@@ -123,7 +124,10 @@ def with_fake_quant(model, ranges: dict[str, tuple[float, float]]):
         return output
 
     clone = keras.models.clone_model(model, call_function=call)
-    clone.set_weights(model.get_weights())
+    originals = {layer.name for layer in model.layers}
+    for layer in clone.layers:
+        if layer.name in originals:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
     return clone
 
 
