@@ -382,9 +382,13 @@ def _quantization_aware(config: PipelineConfig, model: LoadedModel, fp32: Path, 
     renamed = match_inputs(student, qat_fp32, list(table.ranges), sample, forward)
     learned = {renamed[name]: result.ranges[tensor] for name, tensor in matched.items()
                if name in renamed and tensor in result.ranges}
-    summary = {**result.to_dict(config.qat), "train_data": config.train_data or "the calibration data",
+    summary = {**result.to_dict(config.qat), "train_data": _train_origin(config),
                "labels": train.has_labels, "learned_ranges": len(learned)}
     return QatOutcome(qat_fp32, table.with_ranges(f"qat+{table.method}", learned), result.losses, summary)
+
+
+def _train_origin(config: PipelineConfig) -> str:
+    return config.train_data or "the calibration data"
 
 
 def _ptq_side(target: Target, ctx: ExportContext, validation: ValidationSet) -> dict:
@@ -437,9 +441,8 @@ def _build_bundle(config, target, ctx: ExportContext, validation, bench, context
             report.context["qat"] = {**qat.summary, "ptq": _ptq_side(target, ptq_ctx, validation)}
             plot_losses(qat.losses, folder / "qat_loss.png")
         elif "qat" in artifact.details:
-            report.context["qat"] = {**artifact.details["qat"], "train_data": config.train_data or
-                                     "the calibration data", "ptq": _ptq_side(target, replace(ctx, qat=None),
-                                                                             validation)}
+            report.context["qat"] = {**artifact.details["qat"], "train_data": _train_origin(config),
+                                     "ptq": _ptq_side(target, replace(ctx, qat=None), validation)}
         elif config.qat is not None and target.name == "tflite-int8":
             report.warnings.append("--qat was not applied to this target: PyTorch models get QAT on onnx-int8 and "
                                    "trt-int8, Keras models on tflite-int8; this artifact is post-training quantized")

@@ -65,7 +65,7 @@ def fine_tune_keras(model, ranges: dict[str, tuple[float, float]], data: Calibra
     student = with_fake_quant(model, ranges, fake_quant)
     names = [tensor.name for tensor in model.inputs]
     optimizer = keras.optimizers.Adam(settings.lr)
-    range_variables = [v for layer in student.layers if isinstance(layer, fake_quant) for v in (layer.lo, layer.hi)]
+    range_variables = {id(v) for layer in student.layers if isinstance(layer, fake_quant) for v in (layer.lo, layer.hi)}
     result = QatResult(ranges={}, tensors=sorted(ranges))
     total = settings.steps or settings.epochs * sum(1 for _ in data.batches())
     start = time.perf_counter()
@@ -82,7 +82,7 @@ def fine_tune_keras(model, ranges: dict[str, tuple[float, float]], data: Calibra
                 loss = _loss(produced, teacher, labels, settings)
             variables = student.trainable_variables
             gradients = tape.gradient(loss, variables)
-            scaled = [g * 10.0 if any(v is r for r in range_variables) else g
+            scaled = [g * 10.0 if id(v) in range_variables else g
                       for g, v in zip(gradients, variables, strict=True)]
             optimizer.apply_gradients([(g, v) for g, v in zip(scaled, variables, strict=True) if g is not None])
             result.losses.append(float(loss))

@@ -36,11 +36,11 @@ class LiteRTRunner(Runner):
         super().__init__()
         self.path = str(path)
         self.threads = threads
-        self._runner = None
-        runner = _signature(self.path)
-        self._signature_inputs = sorted(runner.get_input_details(), key=_output_order)
+        # Loaded once here for the names, and reused by the first activate().
+        self._runner = _signature(self.path, threads)
+        self._signature_inputs = sorted(self._runner.get_input_details(), key=_output_order)
         self._inputs = list(self._signature_inputs)
-        self._outputs = sorted(runner.get_output_details(), key=_output_order)
+        self._outputs = sorted(self._runner.get_output_details(), key=_output_order)
 
     def infer(self, feeds):
         """Inputs by name; where the signature names them by position (`args_0`, ... from litert-torch),
@@ -50,9 +50,13 @@ class LiteRTRunner(Runner):
         return super().infer(feeds)
 
     def activate(self) -> None:
-        self._runner = _signature(self.path, self.threads)
+        if self._runner is None:
+            self._runner = _signature(self.path, self.threads)
         self._in = self._runner.get_input_details()
         self._out = self._runner.get_output_details()
+        # A batch fixed at conversion (litert-torch without a dynamic batch) is fed in slices of that size.
+        fixed = {int(d["shape_signature"][0]) for d in self._in.values() if len(d["shape_signature"])} - {-1}
+        self._fixed_batch = fixed.pop() if len(fixed) == 1 else None
 
     def deactivate(self) -> None:
         self._runner = None
@@ -62,9 +66,9 @@ class LiteRTRunner(Runner):
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prepared = {name: _to_tensor(value, self._in[name]) for name, value in feeds.items()}
-        fixed = {int(d["shape_signature"][0]) for d in self._in.values() if len(d["shape_signature"])} - {-1}
         rows = len(next(iter(prepared.values())))
-        if len(fixed) == 1 and (step := fixed.pop()) != rows and rows % step == 0:
+        step = self._fixed_batch
+        if step and step != rows and rows % step == 0:
             parts = [self._run({name: value[start:start + step] for name, value in prepared.items()})
                      for start in range(0, rows, step)]
             produced = {name: np.concatenate([part[name] for part in parts]) for name in self._outputs}

@@ -43,12 +43,10 @@ def _write(ctx: ExportContext, target: str, blob: bytes, notes: list[str], detai
     path = ctx.bundle_dir / MODEL_FILE
     path.write_bytes(blob)
     io = io_description(str(path))
-    if ctx.source.framework == "keras":
-        layout = "NHWC" if any(len(spec["shape"]) == 4 for spec in io["inputs"].values()) else "as the source"
-        origin = "the Keras model's own"
-    else:
-        layout = "NCHW" if any(len(spec["shape"]) == 4 for spec in io["inputs"].values()) else "as the source"
-        origin = "as the PyTorch model; litert-torch keeps it"
+    keras = ctx.source.framework == "keras"
+    image_like = any(len(spec["shape"]) == 4 for spec in io["inputs"].values())
+    layout = ("NHWC" if keras else "NCHW") if image_like else "as the source"
+    origin = "the Keras model's own" if keras else "as the PyTorch model; litert-torch keeps it"
     described = ", ".join(f"{name} {spec['dtype']} {spec['shape']}" for name, spec in io["inputs"].items())
     notes.append(f"inputs: {described} (layout {layout}, {origin})")
     notes.append("outputs: " + ", ".join(f"{name} {spec['dtype']}" for name, spec in io["outputs"].items()))
