@@ -99,9 +99,9 @@ def prepare(folder: Path, samples: int) -> tuple[Path, Path]:
         example.write_npz(example.sentences(samples, seed=1), data)
     model_path = folder / "minilm.onnx"
     if not model_path.exists():
-        from compress_export.pipeline import export_fp32
         from compress_export.sources import load_model
         from compress_export.specs import TensorSpec
+        from compress_export.stages.reference import export_fp32
 
         specs = tuple(TensorSpec(name, ("batch", 128), "int64") for name in ("input_ids", "attention_mask"))
         model = load_model(f"{EXAMPLE}:factory", inputs=specs)

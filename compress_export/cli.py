@@ -23,13 +23,22 @@ from .errors import (
 )
 from .options import (
     bench_options,
+    build_bench,
+    build_compression,
+    build_gates,
+    build_recipe,
+    build_target_options,
     data_options,
+    fallback_option,
     gate_options,
+    gate_override_options,
     output_options,
+    pop_gate_overrides,
     qat_options,
     quant_options,
     source_options,
-    split_list,
+    targets_help,
+    task_option,
     tensorrt_options,
     tflite_options,
 )
@@ -106,42 +115,26 @@ def _inputs(texts: tuple[str, ...]):
     return tuple(TensorSpec.parse(text) for text in texts)
 
 
-def _recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights):
-    from .specs import QuantRecipe
-
-    return QuantRecipe(method=calibrator, percentile=percentile, num_bins=int(num_bins),
-                       per_channel=not per_tensor_weights, include_ops=split_list(include_ops),
-                       exclude_ops=split_list(exclude_ops), exclude_nodes=exclude_nodes)
-
-
-def _bench_settings(bench_batch: str, bench_runs: int, bench_seconds: float, no_bench: bool):
-    from .validators.bench import BenchSettings
-
-    if no_bench:
-        return None
-    try:
-        batches = tuple(int(part) for part in split_list(bench_batch))
-    except ValueError:
-        raise UsageError(f"--bench-batch {bench_batch!r}: expected sizes like 1,32") from None
-    if not batches or min(batches) < 1:
-        raise UsageError("--bench-batch needs positive sizes")
-    return BenchSettings(batches=batches, runs=bench_runs, seconds=bench_seconds)
-
-
 def _print_summary(result, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.summary(), indent=2))
     if quiet:
         return
-    rows = [("target", "result", "quality", "speedup p50", "size", "bundle")]
+    from .metrics import all_metrics
+
+    analyses = [metric for metric in all_metrics() if metric.scope == "artifact"]
+    rows = [("target", "result", "quality", "speedup p50", "size", "compute", "bundle")]
     for report, bundle in zip(result.reports, result.bundles, strict=True):
         label, reference, candidate = report.quality()
-        quality = f"{label} {candidate:.4f}" + (f" (FP32 {reference:.4f})" if label == "accuracy" else "")
+        quality = f"{label} {candidate:.4f}" + (f" (FP32 {reference:.4f})" if reference not in (None, 1.0) else "")
         ratios = report.bench.get("ratios", {})
         speed = " ".join(f"b{k.removeprefix('speedup_p50_batch')}:{v:.2f}x"
                          for k, v in ratios.items() if k.startswith("speedup"))
         size = f"{ratios['size']:.2f}x" if "size" in ratios else f"{report.artifact['size_bytes'] / 1024:.0f} KB"
-        rows.append((report.target, "pass" if report.passed else "FAIL", quality, speed or "-", size, str(bundle)))
+        compute = " ".join(filter(None, (metric.summary(report.analysis[metric.name]) for metric in analyses
+                                         if metric.name in report.analysis)))
+        rows.append((report.target, "pass" if report.passed else "FAIL", quality, speed or "-", size, compute or "-",
+                     str(bundle)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), err=True)
@@ -152,8 +145,7 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
 
 @cli.command("export")
 @click.argument("model")
-@click.option("--to", "targets", required=True, metavar="TARGETS",
-              help="Comma-separated targets: onnx, onnx-fp16, onnx-int8, onnx-dynamic (`compress-export targets`).")
+@click.option("--to", "targets", required=True, metavar="TARGETS", help=targets_help())
 @click.option("--out", type=click.Path(file_okay=False), default="dist", show_default=True,
               help="Bundles are written to OUT/<target>/.")
 @source_options
@@ -166,20 +158,17 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
               help="Use this ranges.json instead of calibrating.")
 @click.option("--ranges-from-cache", type=click.Path(exists=True, dir_okay=False),
               help="Use the scales of a TensorRT calibration cache instead of calibrating.")
+@task_option
 @quant_options
 @gate_options
+@fallback_option
 @bench_options
 @tensorrt_options
 @tflite_options
 @qat_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and random data.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, random data and training.")
 @output_options
-def export_command(model, targets, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
-                   random_data, val_data, holdout, ranges_from, ranges_from_cache, calibrator, percentile, num_bins,
-                   include_ops, exclude_ops, exclude_nodes, per_tensor_weights, max_accuracy_drop, min_cosine,
-                   no_fallback, bench_batch, bench_runs, bench_seconds, no_bench, trt_cache_version,
-                   trt_cache_algorithm, trt_max_batch, require_engine, tflite_io, qat, train_data, qat_epochs,
-                   qat_steps, lr, alpha, seed, as_json, verbose, quiet) -> int:
+def export_command(**o) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
 
     MODEL is a .onnx file, a torch.export .pt2 file, a Keras .keras/.h5 file, or path/file.py:factory /
@@ -187,26 +176,17 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
     file: pickled files and Keras Lambda layers are refused unless --trust-pickle (both run code).
     A factory is Python you name, and runs.
     """
-    _configure_logging(verbose, quiet)
-    from .exporters import TrtOptions
-    from .pipeline import PipelineConfig, run
-    from .qat import QatSettings
-    from .specs import Gates
+    as_json, quiet = o.pop("as_json"), o.pop("quiet")
+    _configure_logging(o.pop("verbose"), quiet)
+    from .job import PipelineConfig
+    from .pipeline import run
 
-    if ranges_from and ranges_from_cache:
+    if o["ranges_from"] and o["ranges_from_cache"]:
         raise UsageError("give --ranges or --ranges-from-cache, not both")
     config = PipelineConfig(
-        model=model, targets=targets, out=Path(out), weights=weights, inputs=_inputs(inputs),
-        trust_pickle=trust_pickle, calib_data=calib_data, calib_samples=calib_samples, calib_batch=calib_batch,
-        val_data=val_data, holdout=holdout, random_data=random_data, ranges_from=ranges_from,
-        ranges_from_cache=ranges_from_cache,
-        trt=TrtOptions(trt_cache_version, trt_cache_algorithm, require_engine, trt_max_batch),
-        recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
-        gates=Gates(max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine), fallback=not no_fallback,
-        bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), seed=seed, progress=not quiet,
-        tflite_io=tflite_io, train_data=train_data,
-        qat=QatSettings(epochs=qat_epochs, steps=qat_steps, lr=lr, alpha=alpha, seed=seed) if qat else None,
-    )
+        recipe=build_recipe(o), gates=build_gates(o), fallback=not o.pop("no_fallback"), bench=build_bench(o),
+        target_options=build_target_options(o), compression=build_compression(o, o["seed"]),
+        inputs=_inputs(o.pop("inputs")), out=Path(o.pop("out")), progress=not quiet, **o)
     result = run(config)
     _print_summary(result, as_json, quiet)
     return result.exit_code
@@ -220,19 +200,15 @@ def export_command(model, targets, out, weights, inputs, trust_pickle, calib_dat
 @data_options
 @quant_options
 @output_options
-def calibrate_command(model, out, weights, inputs, trust_pickle, calib_data, calib_samples, calib_batch,
-                      random_data, calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes,
-                      per_tensor_weights, as_json, verbose, quiet) -> int:
+def calibrate_command(**o) -> int:
     """Collect activation statistics in one streaming pass and write ranges.json."""
-    _configure_logging(verbose, quiet)
+    as_json, quiet = o.pop("as_json"), o.pop("quiet")
+    _configure_logging(o.pop("verbose"), quiet)
     from .api import calibrate
 
-    table = calibrate(
-        model, Path(out), weights=weights, inputs=_inputs(inputs), trust_pickle=trust_pickle, calib_data=calib_data,
-        calib_samples=calib_samples, calib_batch=calib_batch, random_data=random_data,
-        recipe=_recipe(calibrator, percentile, num_bins, include_ops, exclude_ops, exclude_nodes, per_tensor_weights),
-        progress=not quiet,
-    )
+    out = o.pop("out")
+    table = calibrate(o.pop("model"), Path(out), recipe=build_recipe(o), inputs=_inputs(o.pop("inputs")),
+                      progress=not quiet, **o)
     if as_json:
         click.echo(table.to_json())
     if not quiet:
@@ -244,25 +220,23 @@ def calibrate_command(model, out, weights, inputs, trust_pickle, calib_data, cal
 
 @cli.command("validate")
 @click.argument("bundle", type=click.Path(file_okay=False))
-@click.option("--max-accuracy-drop", type=float, help="Override the bundle's accuracy gate (points).")
-@click.option("--min-cosine", type=float, help="Override the bundle's cosine gate.")
+@gate_override_options
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report JSON here.")
 @click.option("--require-engine", is_flag=True,
               help="trt-int8 bundles: exit 3 unless the TensorRT engine runs here (no onnxruntime proxy).")
 @bench_options
 @output_options
-def validate_command(bundle, max_accuracy_drop, min_cosine, report_path, require_engine, bench_batch, bench_runs,
-                     bench_seconds, no_bench, as_json, verbose, quiet) -> int:
+def validate_command(**o) -> int:
     """Re-check a bundle: file hashes, parity against its reference outputs, and the benchmark."""
-    _configure_logging(verbose, quiet)
+    as_json, quiet = o.pop("as_json"), o.pop("quiet")
+    _configure_logging(o.pop("verbose"), quiet)
     from .api import validate_bundle
 
-    report = validate_bundle(Path(bundle), max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine,
-                             bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench),
-                             require_engine=require_engine)
+    report = validate_bundle(Path(o["bundle"]), bench=build_bench(o), require_engine=o["require_engine"],
+                             **pop_gate_overrides(o))
     data = report.to_dict()
-    if report_path:
-        Path(report_path).write_text(json.dumps(data, indent=2) + "\n")
+    if o["report_path"]:
+        Path(o["report_path"]).write_text(json.dumps(data, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(data, indent=2))
     if not quiet:
@@ -273,19 +247,19 @@ def validate_command(bundle, max_accuracy_drop, min_cosine, report_path, require
 @cli.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Where the demo data and bundles go.")
-@click.option("--to", "targets", default="onnx,onnx-int8,onnx-dynamic", show_default=True, help="Targets to build.")
+@click.option("--to", "targets", default="onnx,onnx-int8,onnx-dynamic", show_default=True, help=targets_help())
 @click.option("--calibrator", type=click.Choice(("entropy", "minmax", "percentile", "mse")), default="entropy",
               show_default=True)
 @bench_options
 @output_options
-def demo_command(out, targets, calibrator, bench_batch, bench_runs, bench_seconds, no_bench, as_json, verbose,
-                 quiet) -> int:
+def demo_command(**o) -> int:
     """The whole job on a small digits CNN that ships inside the package."""
-    _configure_logging(verbose, quiet)
+    as_json, quiet = o.pop("as_json"), o.pop("quiet")
+    _configure_logging(o.pop("verbose"), quiet)
     from .api import run_demo
 
-    result = run_demo(Path(out), targets=targets, calibrator=calibrator,
-                      bench=_bench_settings(bench_batch, bench_runs, bench_seconds, no_bench), progress=not quiet)
+    result = run_demo(Path(o["out"]), targets=o["targets"], calibrator=o["calibrator"], bench=build_bench(o),
+                      progress=not quiet)
     _print_summary(result, as_json, quiet)
     return result.exit_code
 
@@ -332,11 +306,12 @@ def build_engine_command(bundle, max_batch, strongly_typed) -> int:
 
 @cli.command("targets")
 def targets_command() -> int:
-    """List the export targets."""
-    from .exporters import TARGETS
+    """List the export targets, the runtime that validates each, and the extra it needs."""
+    from .exporters.catalog import TARGETS
 
     for target in TARGETS.values():
-        click.echo(f"{target.name:14} {target.summary}")
+        extra = "" if target.extra == "core" else f"  [needs compress-export[{target.extra}]]"
+        click.echo(f"{target.name:15} {target.runtime:12} {target.summary}{extra}")
     return 0
 
 

@@ -1,10 +1,27 @@
-"""Reusable Click options, stacked as decorators on the commands that share them."""
+"""Reusable Click option groups. Each group adds its options to a command and builds its own object
+from the parsed values (a QuantRecipe, Gates, BenchSettings, target options, compression steps), so a
+command body only assembles them. Gate options come from the metric registry, targets from the catalog."""
 
 from __future__ import annotations
+
+import math
 
 import click
 
 CALIBRATORS = ("entropy", "minmax", "percentile", "mse")
+
+
+class FiniteFloat(click.ParamType):
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _stack(*decorators):
@@ -14,6 +31,16 @@ def _stack(*decorators):
         return function
 
     return apply
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else ()
+
+
+def targets_help() -> str:
+    from .exporters.catalog import TARGETS
+
+    return "Comma-separated targets: " + ", ".join(TARGETS) + " (`compress-export targets` says what each makes)."
 
 
 output_options = _stack(
@@ -57,14 +84,60 @@ quant_options = _stack(
     click.option("--per-tensor-weights", is_flag=True, help="One weight scale per tensor instead of per channel."),
 )
 
-gate_options = _stack(
-    click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
-                 help="Gate: largest accepted accuracy drop, in points (needs labels)."),
-    click.option("--min-cosine", type=float, default=0.99, show_default=True,
-                 help="Gate: smallest accepted mean cosine similarity per output."),
-    click.option("--no-fallback", is_flag=True,
-                 help="Do not keep the most sensitive nodes in float when a quantized artifact misses the gates."),
-)
+
+def build_recipe(o: dict):
+    from .specs import QuantRecipe
+
+    return QuantRecipe(method=o.pop("calibrator"), percentile=o.pop("percentile"), num_bins=int(o.pop("num_bins")),
+                       per_channel=not o.pop("per_tensor_weights"), include_ops=split_list(o.pop("include_ops")),
+                       exclude_ops=split_list(o.pop("exclude_ops")), exclude_nodes=o.pop("exclude_nodes"))
+
+
+def _gate_option(gate, override: bool):
+    flag = "--" + gate.name.replace("_", "-")
+    if override:
+        return click.option(flag, gate.name, type=FiniteFloat(), help=f"Override the bundle's {gate.name} gate.")
+    return click.option(flag, gate.name, type=FiniteFloat(), default=gate.default, show_default=True, help=gate.help)
+
+
+def gate_options(function, override: bool = False):
+    """One option per registered gate (--min-cosine, --max-accuracy-drop, ...)."""
+    from .metrics import all_gates
+
+    for gate in reversed(all_gates()):
+        function = _gate_option(gate, override)(function)
+    return function
+
+
+def gate_override_options(function):
+    return gate_options(function, override=True)
+
+
+def build_gates(o: dict):
+    from .metrics import all_gates
+    from .metrics.gates import Gates
+
+    return Gates(**{gate.name: o.pop(gate.name) for gate in all_gates()})
+
+
+def pop_gate_overrides(o: dict) -> dict:
+    from .metrics import all_gates
+
+    return {gate.name: o.pop(gate.name) for gate in all_gates()}
+
+
+fallback_option = click.option(
+    "--no-fallback", is_flag=True,
+    help="Do not keep the most sensitive nodes in float when a quantized artifact misses the gates.")
+
+
+def task_option(function):
+    from .metrics.tasks import TASKS
+
+    return click.option("--task", type=click.Choice(("auto", *TASKS)), default="auto", show_default=True,
+                        help="What the model does, which picks its metrics (auto: classification for "
+                             "(batch, classes) outputs, else embedding).")(function)
+
 
 bench_options = _stack(
     click.option("--bench-batch", default="1,32", show_default=True, metavar="B1,B2",
@@ -75,6 +148,22 @@ bench_options = _stack(
                  help="Time budget per batch size."),
     click.option("--no-bench", is_flag=True, help="Skip the latency and memory benchmark."),
 )
+
+
+def build_bench(o: dict):
+    from .errors import UsageError
+    from .validators.bench import BenchSettings
+
+    batch, runs, seconds = o.pop("bench_batch"), o.pop("bench_runs"), o.pop("bench_seconds")
+    if o.pop("no_bench"):
+        return None
+    try:
+        batches = tuple(int(part) for part in split_list(batch))
+    except ValueError:
+        raise UsageError(f"--bench-batch {batch!r}: expected sizes like 1,32") from None
+    if not batches or min(batches) < 1:
+        raise UsageError("--bench-batch needs positive sizes")
+    return BenchSettings(batches=batches, runs=runs, seconds=seconds)
 
 
 tensorrt_options = _stack(
@@ -89,12 +178,28 @@ tensorrt_options = _stack(
                  help="trt-int8: fail with exit 3 unless a TensorRT engine is built and run (no onnxruntime proxy)."),
 )
 
+tflite_options = _stack(
+    click.option("--tflite-io", type=click.Choice(("int8", "float32")), default="int8", show_default=True,
+                 help="tflite-int8: input and output tensor type (float32 adds a quantize/dequantize op)."),
+)
+
+
+def build_target_options(o: dict) -> dict:
+    from .exporters.tensorrt.options import TrtOptions
+    from .exporters.tflite.options import TfliteOptions
+
+    return {"tensorrt": TrtOptions(o.pop("trt_cache_version"), o.pop("trt_cache_algorithm"), o.pop("require_engine"),
+                                   o.pop("trt_max_batch")),
+            "tflite": TfliteOptions(io=o.pop("tflite_io"))}
+
+
 qat_options = _stack(
     click.option("--qat", is_flag=True,
-                 help="Quantization-aware fine-tuning before INT8 export (PyTorch factories): the FP32 model teaches "
-                      "its fake-quantized copy, so no labels are needed."),
+                 help="Quantization-aware fine-tuning before INT8 export (PyTorch factories to onnx-int8/trt-int8, "
+                      "Keras models to tflite-int8): the FP32 model teaches its fake-quantized copy, no labels "
+                      "needed."),
     click.option("--train-data", type=click.Path(exists=True), metavar="NPZ|DIR",
-                 help="--qat: fine-tuning data (default: the calibration data). A 'label' key adds the task loss."),
+                 help="Training data for --qat (default: the calibration data). A 'label' key adds the task loss."),
     click.option("--qat-epochs", type=click.IntRange(min=1), default=3, show_default=True,
                  help="--qat: passes over the data."),
     click.option("--qat-steps", type=click.IntRange(min=1), help="--qat: stop after this many steps instead."),
@@ -104,11 +209,10 @@ qat_options = _stack(
                  help="--qat with labels: weight of the task loss against distillation."),
 )
 
-tflite_options = _stack(
-    click.option("--tflite-io", type=click.Choice(("int8", "float32")), default="int8", show_default=True,
-                 help="tflite-int8: input and output tensor type (float32 adds a quantize/dequantize op)."),
-)
 
+def build_compression(o: dict, seed: int) -> tuple:
+    from .compression.qat_settings import QatSettings
 
-def split_list(text: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else ()
+    settings = QatSettings(epochs=o.pop("qat_epochs"), steps=o.pop("qat_steps"), lr=o.pop("lr"), alpha=o.pop("alpha"),
+                           seed=seed)
+    return (("qat", settings),) if o.pop("qat") else ()

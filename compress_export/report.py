@@ -1,4 +1,5 @@
-"""The report of one target: gates, parity, metrics, benchmark; JSON for CI, markdown and a plot for people."""
+"""The report of one target: gates, metrics, benchmark; JSON for CI, markdown and a plot for people.
+Every quality number, gate and headline comes from the metric registry."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EXIT_GATE_FAILED, EXIT_OK
-from .specs import Gates
+from .metrics import all_metrics
+from .metrics.gates import Gates, gate_results, would_pass_with
 
 SCHEMA = "compress-export/report@1"
 
@@ -19,32 +21,26 @@ class Report:
     artifact: dict
     parity: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    top1_agreement: float | None = None
     bench: dict = field(default_factory=dict)
     context: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sensitivity: dict | None = None
+    analysis: dict = field(default_factory=dict)  # artifact-scope metrics by name (flops, layer_error)
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # markdown owned by other stages
+
+    @classmethod
+    def from_suite(cls, target: str, gates: Gates, artifact: dict, suite, context: dict, notes: list[str]) -> Report:
+        """A report whose quality numbers come from a MetricSuite run on the artifact."""
+        return cls(target=target, gates=gates, artifact=artifact, parity=suite.parity(), metrics=suite.metrics(),
+                   context=context, notes=notes)
 
     def gate_results(self) -> list[dict]:
-        results = []
-        for output, stats in self.parity.items():
-            results.append({
-                "gate": f"min_cosine[{output}]", "limit": self.gates.min_cosine,
-                "value": stats["cosine"], "passed": self.gates.cosine_passes(stats["cosine"]),
-            })
-        drop = self.accuracy_drop_points()
-        if drop is not None:
-            results.append({
-                "gate": "max_accuracy_drop", "limit": self.gates.max_accuracy_drop,
-                "value": drop, "passed": self.gates.accuracy_passes(drop),
-            })
-        return results
+        return gate_results(self.gates, self.parity, self.metrics)
 
-    def accuracy_drop_points(self) -> float | None:
-        if "reference" in self.metrics and "candidate" in self.metrics:
-            return 100.0 * (self.metrics["reference"]["accuracy"] - self.metrics["candidate"]["accuracy"])
-        return None
+    @property
+    def top1_agreement(self) -> float | None:
+        return next((stats["top1_agreement"] for stats in self.parity.values() if "top1_agreement" in stats), None)
 
     @property
     def passed(self) -> bool:
@@ -56,13 +52,7 @@ class Report:
 
     def would_pass_with(self) -> dict:
         """The loosest gate settings this candidate meets: the tolerance that would have passed."""
-        out = {}
-        if self.parity:
-            out["min_cosine"] = min(stats["cosine"] for stats in self.parity.values())
-        drop = self.accuracy_drop_points()
-        if drop is not None:
-            out["max_accuracy_drop"] = max(drop, 0.0)
-        return out
+        return would_pass_with(self.parity, self.metrics)
 
     def to_dict(self) -> dict:
         data = {
@@ -80,6 +70,7 @@ class Report:
             "notes": self.notes,
             "warnings": self.warnings,
             **self.context,
+            **self.analysis,
         }
         if self.top1_agreement is not None:
             data["top1_agreement"] = self.top1_agreement
@@ -88,11 +79,11 @@ class Report:
         return _finite(data)
 
     def quality(self) -> tuple[str, float | None, float | None]:
-        """(label, reference, candidate) of the headline quality metric."""
-        if "candidate" in self.metrics:
-            return "accuracy", self.metrics["reference"]["accuracy"], self.metrics["candidate"]["accuracy"]
-        if self.parity:
-            return "cosine", 1.0, min(stats["cosine"] for stats in self.parity.values())
+        """(label, reference, candidate) of the headline quality metric: the first metric that offers one."""
+        for metric in all_metrics():
+            headline = metric.headline(self.parity, self.metrics)
+            if headline:
+                return headline
         return "quality", None, None
 
     def to_markdown(self) -> str:
@@ -100,7 +91,8 @@ class Report:
         lines = [f"# {self.target}: {verdict}", ""]
         source = self.context.get("source", {})
         if source:
-            lines += [f"Model `{source.get('model')}` ({source.get('framework')}).", ""]
+            lines += [f"Model `{source.get('model')}` ({source.get('framework')})"
+                      + (f", task {self.context['task']}." if self.context.get("task") else "."), ""]
         data = self.context.get("data", {})
         if data.get("validation"):
             val = data["validation"]
@@ -113,78 +105,26 @@ class Report:
         for gate in self.gate_results():
             lines.append(f"| {gate['gate']} | {gate['limit']:g} | {gate['value']:.6g} | "
                          f"{'pass' if gate['passed'] else 'FAIL'} |")
-        lines += self._sensitivity_lines()
-        lines += self._qat_lines()
+        for metric in all_metrics():
+            if metric.scope == "artifact" and self.analysis.get(metric.name):
+                lines += ["", f"## {metric.title}", ""] + metric.markdown(self.analysis[metric.name])
+        for title, section in self.sections:
+            lines += ["", f"## {title}", ""] + section
         for title, items in (("Notes", self.notes), ("Warnings", self.warnings)):
             if items:
                 lines += ["", f"## {title}", ""] + [f"- {item}" for item in items]
         return "\n".join(lines) + "\n"
 
-    def _qat_lines(self) -> list[str]:
-        qat = self.context.get("qat")
-        if not qat:
-            return []
-        settings = qat["settings"]
-        lines = ["", "## QAT", "",
-                 f"{qat['steps']} steps in {qat['seconds']:.0f} s (lr {settings['lr']:g}, seed {settings['seed']}, "
-                 f"data: {qat['train_data']}{', with labels' if qat['labels'] else ', no labels'}); "
-                 f"{qat['fake_quantized_activations']} activations fake-quantized, {qat['learned_ranges']} learned "
-                 f"ranges exported. Distillation loss {qat['loss_first']:.4g} -> {qat['loss_last']:.4g} "
-                 "(`qat_loss.png`).", "", "| | " + " | ".join(self.parity) + " | accuracy | size |",
-                 "|---|" + "---|" * (len(self.parity) + 2)]
-        ptq = qat["ptq"]
-
-        def row(name: str, parity: dict, metrics: dict, size) -> str:
-            cosines = " | ".join(f"{stats['cosine']:.4f}" for stats in parity.values())
-            accuracy = f"{metrics['candidate']['accuracy']:.4f}" if metrics else "-"
-            return f"| {name} | {cosines} | {accuracy} | {size / 1024:.0f} KB |"
-
-        lines.append(row("PTQ", ptq["parity"], ptq["metrics"], ptq["size_bytes"]))
-        lines.append(row("QAT", self.parity, self.metrics, self.artifact["size_bytes"]))
-        return lines
-
-    def _sensitivity_lines(self) -> list[str]:
-        search = self.sensitivity
-        if not search:
-            return []
-        base, final = search["all_quantized"], search["with_fallback"]
-        verdict = "the budget holds" if search["budget_met"] else "no fallback set meets the budget"
-        lines = ["", "## Sensitivity", "",
-                 f"All quantized with the run's ranges: cosine {base['cosine']:.4f}. After the search "
-                 f"({len(search['kept_in_float'])} activation(s) kept in float): cosine {final['cosine']:.4f}: "
-                 f"{verdict}. {search['evaluations']} evaluations on {search['subsample']} held-out samples took "
-                 f"{search['seconds']:.1f} s.", ""]
-        choice = search.get("range_choice")
-        if choice:
-            by_method = choice["scores_by_method"].items()
-            scores = ", ".join(f"{method} {score['cosine']:.4f}" for method, score in by_method)
-            lines += [f"Ranges: `{choice['method']}` for all tensors (cosine with each calibrator, all quantized: "
-                      f"{scores}).", ""]
-            if choice["per_tensor"]:
-                lines += ["Per-tensor ranges: " + ", ".join(f"`{name}` {method}"
-                                                            for name, method in choice["per_tensor"].items()), ""]
-        if search["kept_in_float"]:
-            lines += ["Activations kept in float (most sensitive first): "
-                      + ", ".join(f"`{n}`" for n in search["kept_in_float"]),
-                      "", "Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
-        if search["ranking"]:
-            lines += ["| activation | cosine if alone in float | gain |", "|---|---|---|"]
-            lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} |"
-                      for row in search["ranking"][:15]]
-            lines += ["", "![sensitivity](sensitivity.png)"]
-        return lines
-
     def _quality_rows(self) -> list[str]:
         rows = []
-        if "candidate" in self.metrics:
-            ref, cand = self.metrics["reference"]["accuracy"], self.metrics["candidate"]["accuracy"]
-            rows.append(f"| accuracy | {ref:.4f} | {cand:.4f} | {_change(ref, cand)} |")
-        if self.top1_agreement is not None:
-            rows.append(f"| top-1 agreement | 1 | {self.top1_agreement:.4f} | |")
+        metrics = all_metrics()
+        for metric in metrics:
+            if metric.scope == "task":
+                rows += [_row(label, ref, cand, ".4f") for label, ref, cand in metric.rows(self.parity, self.metrics)]
         for output, stats in self.parity.items():
-            rows.append(f"| cosine `{output}` | 1 | {stats['cosine']:.6f} | |")
-            rows.append(f"| SQNR `{output}` (dB) | | {stats['sqnr_db']:.2f} | |")
-            rows.append(f"| max abs error `{output}` | 0 | {stats['max_abs']:.4g} | |")
+            for metric in metrics:
+                if metric.scope == "output":
+                    rows += [_row(label, ref, cand, ".6g") for label, ref, cand in metric.output_rows(output, stats)]
         return rows
 
     def _bench_rows(self) -> list[str]:
@@ -208,9 +148,9 @@ def _kb(size: int | None) -> float | None:
     return None if size is None else size / 1024.0
 
 
-def _row(label: str, reference: float | None, candidate: float | None) -> str:
-    ref_text = "" if reference is None else f"{reference:.4g}"
-    cand_text = "" if candidate is None else f"{candidate:.4g}"
+def _row(label: str, reference: float | None, candidate: float | None, spec: str = ".4g") -> str:
+    ref_text = "" if reference is None else format(reference, spec)
+    cand_text = "" if candidate is None else format(candidate, spec)
     return f"| {label} | {ref_text} | {cand_text} | {_change(reference, candidate)} |"
 
 

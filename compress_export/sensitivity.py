@@ -18,8 +18,10 @@ import onnx
 from onnx import numpy_helper
 
 from .data import batch_rows
-from .specs import Gates
-from .validators.parity import ParityAccumulator
+from .metrics import all_metrics
+from .metrics.gates import Gates, meets, ranking_key
+from .metrics.gates import score as gate_scores
+from .metrics.suite import MetricSuite
 
 SUBSAMPLE = 64
 FOLDED_ACTIVATIONS = ("Relu", "Clip")
@@ -138,12 +140,15 @@ def adjacent_nodes(original: onnx.ModelProto, tensors: Iterable[str], quantizabl
 
 @dataclass
 class Evaluator:
-    """Scores configurations on a held-out subsample: the worst mean cosine over outputs, and accuracy."""
+    """Scores configurations on a held-out subsample with the run's metrics and gates. A score holds each
+    gate's worst value under its score key (`cosine`, `accuracy_drop`, ...); the ranking of tensors uses
+    `cosine`, the one signal every task has."""
 
     quantized: onnx.ModelProto
     original: onnx.ModelProto
     batches: list  # (feeds, labels, reference outputs)
     gates: Gates
+    metrics: tuple = ()  # the task's metrics; empty: every registered one
     evaluations: int = 0
 
     def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
@@ -154,23 +159,19 @@ class Evaluator:
         options.log_severity_level = 3
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         names = [output.name for output in session.get_outputs()]
-        accumulator = ParityAccumulator(list(self.batches[0][2]))
+        suite = MetricSuite(list(self.batches[0][2]), self.metrics or all_metrics())
         for feeds, labels, expected in self.batches:
             produced = dict(zip(names, session.run(names, feeds), strict=True))
-            accumulator.update(expected, produced, labels)
+            suite.update(expected, produced, labels)
         self.evaluations += 1
-        cosine = min(stats["cosine"] for stats in accumulator.parity().values())
-        metrics = accumulator.metrics()
-        drop = 100.0 * (metrics["reference"]["accuracy"] - metrics["candidate"]["accuracy"]) if metrics else None
-        return {"cosine": cosine, "accuracy_drop": drop}
+        return gate_scores(suite.parity(), suite.metrics())
 
     def meets(self, score: dict) -> bool:
-        return self.gates.cosine_passes(score["cosine"]) and self.gates.accuracy_passes(score["accuracy_drop"])
+        return meets(self.gates, score)
 
     def quality(self, score: dict) -> tuple:
-        """Orders scores: meeting the budget first, then the smaller accuracy drop, then the higher cosine;
-        differences below float noise do not count."""
-        return self.meets(score), -round(score["accuracy_drop"] or 0.0, 6), round(score["cosine"], 6)
+        """Orders scores: meeting the budget first, then the gates' values in registry order."""
+        return ranking_key(self.gates, score)
 
 
 @dataclass
@@ -352,3 +353,31 @@ def plot_sensitivity(ranking: list[dict], path, count: int = 15) -> bool:
     plt.close(figure)
     return True
 
+
+def markdown(search: dict) -> list[str]:
+    """The report.md section of a search (its `to_dict()` form)."""
+    base, final = search["all_quantized"], search["with_fallback"]
+    verdict = "the budget holds" if search["budget_met"] else "no fallback set meets the budget"
+    lines = [f"All quantized with the run's ranges: cosine {base['cosine']:.4f}. After the search "
+             f"({len(search['kept_in_float'])} activation(s) kept in float): cosine {final['cosine']:.4f}: "
+             f"{verdict}. {search['evaluations']} evaluations on {search['subsample']} held-out samples took "
+             f"{search['seconds']:.1f} s.", ""]
+    choice = search.get("range_choice")
+    if choice:
+        by_method = choice["scores_by_method"].items()
+        scores = ", ".join(f"{method} {score['cosine']:.4f}" for method, score in by_method)
+        lines += [f"Ranges: `{choice['method']}` for all tensors (cosine with each calibrator, all quantized: "
+                  f"{scores}).", ""]
+        if choice["per_tensor"]:
+            lines += ["Per-tensor ranges: " + ", ".join(f"`{name}` {method}"
+                                                        for name, method in choice["per_tensor"].items()), ""]
+    if search["kept_in_float"]:
+        lines += ["Activations kept in float (most sensitive first): "
+                  + ", ".join(f"`{n}`" for n in search["kept_in_float"]),
+                  "", "Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
+    if search["ranking"]:
+        lines += ["| activation | cosine if alone in float | gain |", "|---|---|---|"]
+        lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} |"
+                  for row in search["ranking"][:15]]
+        lines += ["", "![sensitivity](sensitivity.png)"]
+    return lines

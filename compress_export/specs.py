@@ -100,24 +100,6 @@ class QuantRecipe:
 
 
 @dataclass(frozen=True)
-class Gates:
-    """The quality budget a candidate must meet."""
-
-    max_accuracy_drop: float = 1.0
-    min_cosine: float = 0.99
-
-    def cosine_passes(self, cosine: float) -> bool:
-        return cosine >= self.min_cosine
-
-    def accuracy_passes(self, drop_points: float | None) -> bool:
-        """No labels means no accuracy gate. The slack absorbs float error in (ref - cand) * 100."""
-        return drop_points is None or drop_points <= self.max_accuracy_drop + 1e-9
-
-    def to_dict(self) -> dict:
-        return {"max_accuracy_drop": self.max_accuracy_drop, "min_cosine": self.min_cosine}
-
-
-@dataclass(frozen=True)
 class Artifact:
     """One file a target produced, with what is needed to run it."""
 

@@ -12,7 +12,7 @@ from ..errors import ExportError
 from ..graph import nodes_touching, op_types, select_nodes
 from ..specs import Artifact
 from .qdq import detach_float_readers, quantize_with_ranges, quiet_root_logger
-from .registry import ExportContext, register
+from .registry import ExportContext
 
 MODEL_FILE = "model.onnx"
 DYNAMIC_OPS = ("MatMul", "Gemm")
@@ -23,13 +23,11 @@ def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> A
     return Artifact(target, MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", notes)
 
 
-@register("onnx", "FP32 ONNX (the exported graph itself)")
 def export_fp32(ctx: ExportContext) -> Artifact:
     shutil.copyfile(ctx.fp32_onnx, ctx.bundle_dir / MODEL_FILE)
     return _artifact(ctx, "onnx")
 
 
-@register("onnx-fp16", "FP16 ONNX with FP32 inputs and outputs")
 def export_fp16(ctx: ExportContext) -> Artifact:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -41,8 +39,6 @@ def export_fp16(ctx: ExportContext) -> Artifact:
     return _artifact(ctx, "onnx-fp16")
 
 
-@register("onnx-int8", "static INT8 QDQ: per-channel INT8 weights, UINT8 activations from our ranges",
-          needs_ranges=True)
 def export_int8(ctx: ExportContext) -> Artifact:
     model = onnx.load(str(ctx.fp32_onnx))
     ranges = ctx.ranges
@@ -72,7 +68,6 @@ def _reason(model: onnx.ModelProto, node_name: str, skipped: dict[str, str]) -> 
     return "cannot be quantized"
 
 
-@register("onnx-dynamic", "dynamic INT8: INT8 MatMul/Gemm weights, activations quantized at run time")
 def export_dynamic(ctx: ExportContext) -> Artifact:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -1,67 +1,88 @@
-"""The target registry: small declarative specs registered by decorator."""
+"""The target protocol: what a target declares, and the context its export function receives.
+Declarations are data (see catalog.py); export functions are imported only when a target runs, so
+listing targets (`--help`, `compress-export targets`) imports no framework."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..ranges import RangeTable
-from ..specs import Artifact, QuantRecipe, TensorSpec
 
-
-@dataclass(frozen=True)
-class TrtOptions:
-    """TensorRT settings: the calibration cache header, and whether an engine is required."""
-
-    cache_version: int = 100300
-    cache_algorithm: str = "EntropyCalibration2"
-    require_engine: bool = False
-    max_batch: int = 32
+if TYPE_CHECKING:
+    from ..data import CalibrationData
+    from ..ranges import RangeTable
+    from ..sources import LoadedModel
+    from ..specs import Artifact, QuantRecipe, TensorSpec
 
 
 @dataclass(frozen=True)
 class ExportContext:
-    fp32_onnx: Path
+    """What a target's export function gets. `options` is the target family's own settings object."""
+
+    fp32_onnx: Path | None
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[str, ...]
     recipe: QuantRecipe
     ranges: RangeTable | None
     bundle_dir: Path
-    trt: TrtOptions = field(default_factory=lambda: TrtOptions())
     example_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     float_nodes: frozenset[str] = frozenset()  # kept in float by the quality-budget fallback
-    source: Any = None  # the loaded model, for targets that convert it directly (TFLite)
-    calibration: Any = None  # CalibrationData, for targets that calibrate the source model themselves
-    tflite_io: str = "int8"
-    qat: Any = None  # QatSettings, for targets that fine-tune the source model themselves (Keras tflite-int8)
-    train: Any = None  # CalibrationData for that fine-tuning
+    source: LoadedModel | None = None  # the loaded model, for targets that convert it directly
+    calibration: CalibrationData | None = None  # for targets that calibrate the source model themselves
+    options: Any = None
 
 
 @dataclass(frozen=True)
 class Target:
+    """name: what `--to` takes. export: "module:function" taking an ExportContext, returning an Artifact.
+    runtime: where its artifacts run. consumes: "onnx" (the FP32 ONNX graph) or "source" (the loaded
+    model). ranges: which range table it reads: "onnx" (the FP32 graph's, from our calibrators), "source"
+    (it calibrates the source model itself, or takes ranges learned there), or None. budget_search:
+    whether the quality-budget search may rewrite its artifact. baseline: the FP32 target it is timed
+    against in its own runtime. options: the key of its family's settings (TrtOptions, TfliteOptions).
+    revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
+    `validate` on another machine, where the artifact's runtime may be missing."""
+
     name: str
     summary: str
-    export: Callable[[ExportContext], Artifact]
-    needs_ranges: bool = False
+    export: str
+    runtime: str = "onnxruntime"
+    consumes: str = "onnx"
     extra: str = "core"
-    consumes: str = "onnx"  # "onnx": the FP32 ONNX graph; "source": the loaded model itself
+    ranges: str | None = None
+    budget_search: bool = False
+    baseline: str = "onnx"
+    options: str | None = None
+    revalidate: str | None = None
+
+    @property
+    def quantizes(self) -> bool:
+        return self.ranges is not None
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.baseline == self.name
+
+    def run_export(self, ctx: ExportContext) -> Artifact:
+        return _resolve(self.export)(ctx)
+
+    def revalidation(self, artifact: dict, require_engine: bool) -> tuple[dict, list[str]]:
+        if self.revalidate is None:
+            return artifact, []
+        return _resolve(self.revalidate)(artifact, require_engine)
 
 
-TARGETS: dict[str, Target] = {}
-
-
-def register(name: str, summary: str, *, needs_ranges: bool = False, extra: str = "core", consumes: str = "onnx"):
-    def decorate(export: Callable[[ExportContext], Artifact]) -> Callable[[ExportContext], Artifact]:
-        TARGETS[name] = Target(name, summary, export, needs_ranges, extra, consumes)
-        return export
-
-    return decorate
+def _resolve(reference: str):
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def get_target(name: str) -> Target:
+    from .catalog import TARGETS
+
     try:
         return TARGETS[name]
     except KeyError:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from ..runtimes.base import Runner
 from ..specs import TensorSpec
-from ..validators.runner import Runner
 
 
 class LoadedModel(ABC):

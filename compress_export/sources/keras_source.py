@@ -8,8 +8,9 @@ import numpy as np
 
 from ..errors import ExportError, UsageError, require
 from ..hashing import sha256_files
+from ..runtimes.base import Runner
+from ..runtimes.keras import KerasRunner
 from ..specs import TensorSpec
-from ..validators.runner import Runner
 from .base import LoadedModel
 
 
@@ -37,32 +38,6 @@ def load_keras(path: Path, trust_code: bool):
                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
 
 
-def keras_inputs(model, arrays: list):
-    """The inputs in the structure the functional model was built with (one tensor, or a list)."""
-    structure = getattr(model, "_inputs_struct", None)
-    return list(arrays) if isinstance(structure, (list, tuple)) or len(arrays) > 1 else arrays[0]
-
-
-def output_names(count: int) -> list[str]:
-    """TFLite's names for a Keras model's outputs, used on both sides of the parity check."""
-    return [f"output_{index}" for index in range(count)]
-
-
-class KerasRunner(Runner):
-    name = "keras"
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self._inputs = [tensor.name for tensor in model.inputs]
-        self._outputs = output_names(len(model.outputs))
-
-    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self.model(keras_inputs(self.model, [feeds[name] for name in self._inputs]), training=False)
-        values = result if isinstance(result, (list, tuple)) else [result]
-        return {name: np.asarray(value) for name, value in zip(self._outputs, values, strict=True)}
-
-
 class KerasModel(LoadedModel):
     framework = "keras"
 
@@ -79,7 +54,7 @@ class KerasModel(LoadedModel):
         """tf2onnx, with a dynamic batch; the ONNX inputs keep the Keras input names."""
         tf = require("tensorflow", "tflite")
         tf2onnx = require("tf2onnx", "tflite")
-        from ..exporters.tflite.convert import captured_native_output
+        from ..native_output import captured_native_output
 
         signature = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
                      for tensor in self.model.inputs]

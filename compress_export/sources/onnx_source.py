@@ -9,8 +9,9 @@ import onnx
 
 from ..errors import UsageError
 from ..hashing import sha256_files
+from ..runtimes.base import Runner
+from ..runtimes.onnxruntime import OnnxRuntimeRunner
 from ..specs import TensorSpec
-from ..validators.runner import OnnxRuntimeRunner, Runner
 from .base import LoadedModel
 
 _ONNX_TO_NUMPY = {

@@ -10,48 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError
+from ..runtimes.base import Runner
+from ..runtimes.torch import TorchRunner, flatten_outputs
 from ..specs import TensorSpec
-from ..validators.runner import Runner
 from .base import LoadedModel
 
 log = logging.getLogger(__name__)
 OPSET = 18
-
-
-def _flatten_outputs(result) -> list[tuple[str, object]]:
-    import torch
-
-    if isinstance(result, torch.Tensor):
-        return [("output", result)]
-    if isinstance(result, dict) or hasattr(result, "items"):
-        return [(str(key), value) for key, value in result.items() if isinstance(value, torch.Tensor)]
-    if isinstance(result, list | tuple):
-        return [(f"output_{index}", value) for index, value in enumerate(result) if isinstance(value, torch.Tensor)]
-    raise ExportError(f"the model returned {type(result).__name__}; return a tensor, a tuple or a dict of tensors")
-
-
-class TorchRunner(Runner):
-    name = "torch"
-
-    def __init__(self, module, inputs: tuple[TensorSpec, ...], by_keyword: bool):
-        super().__init__()
-        self.module = module
-        self.inputs = inputs
-        self.by_keyword = by_keyword
-        self._inputs = [spec.name for spec in inputs]
-
-    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in feeds.items()}
-        with torch.inference_mode():
-            if self.by_keyword:
-                result = self.module(**tensors)
-            else:
-                result = self.module(*[tensors[name] for name in self.input_names])
-        named = _flatten_outputs(result)
-        self._outputs = [name for name, _ in named]
-        return {name: value.detach().cpu().numpy() for name, value in named}
 
 
 def differentiable_forward(model: TorchModel):
@@ -62,7 +27,7 @@ def differentiable_forward(model: TorchModel):
 
         tensors = {spec.name: torch.from_numpy(np.ascontiguousarray(feeds[spec.name])) for spec in model.inputs}
         result = module(**tensors) if model.by_keyword else module(*tensors.values())
-        return dict(_flatten_outputs(result))
+        return dict(flatten_outputs(result))
 
     return forward
 

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
+from ..runtimes import open_runner
 from .bench import summarize, tile_batch
-from .runtimes import open_runner
 
 
 def peak_rss_kb() -> int:

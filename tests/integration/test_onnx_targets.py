@@ -61,7 +61,17 @@ def test_bundle_layout_report_fields_and_revalidation(tmp_path, digits_data):
             assert report["bench"][side][key] > 0
         assert set(report["bench"][side]["by_batch"]) == {"1", "4"}
     assert report["bench"]["ratios"]["size"] < 0.6
-    assert "| accuracy |" in (bundle / "report.md").read_text()
+    markdown = (bundle / "report.md").read_text()
+    assert "| accuracy |" in markdown and "## Compute" in markdown and "## Per-layer error" in markdown
+    # Quantization changes neither the MACs nor the parameter count; the digits CNN: 2 Conv + 2 Gemm.
+    flops = report["flops"]
+    assert flops["candidate"]["macs"] == flops["reference"]["macs"] > 0
+    assert flops["candidate"]["parameters"] == flops["reference"]["parameters"]
+    assert flops["candidate"]["compute_ops"] == 4 and flops["candidate"]["compute_ops_without_shape"] == 0
+    layers = report["layer_error"]
+    assert len(layers["tensors"]) >= 4 and len(layers["worst"]) <= 10
+    assert all(0.9 < row["cosine"] <= 1.0 + 1e-9 for row in layers["tensors"])
+    assert "layer_error" not in json.loads((tmp_path / "out" / "onnx" / "report.json").read_text())
     manifest = verify_bundle(bundle)
     assert manifest["source"]["sha256"] and manifest["data"]["calibration"]["fingerprint"]
     assert manifest["libraries"]["onnxruntime"] and manifest["recipe"]["method"] == "entropy"

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from compress_export.compression.qat_settings import QatSettings
 from compress_export.errors import UsageError
 from compress_export.pipeline import PipelineConfig, run
-from compress_export.qat import QatSettings
 from compress_export.specs import QuantRecipe
 from tests.conftest import DIGITS_FACTORY
 
@@ -13,7 +13,8 @@ def _run(out, digits_data, **overrides):
     calib, val = digits_data
     settings = dict(model=DIGITS_FACTORY, targets="onnx-int8,trt-int8", out=out, calib_data=str(calib),
                     val_data=str(val), bench=None, progress=False, fallback=False,
-                    recipe=QuantRecipe(method="percentile", percentile=99.0), qat=QatSettings(epochs=2, lr=1e-4))
+                    recipe=QuantRecipe(method="percentile", percentile=99.0),
+                    compression=(("qat", QatSettings(epochs=2, lr=1e-4)),))
     settings.update(overrides)
     return run(PipelineConfig(**settings))
 
@@ -46,8 +47,8 @@ def test_module_inputs_are_matched_to_the_graph_tensors(digits_data, digits_onnx
     import numpy as np
     import onnx
 
+    from compress_export.compression.qat_torch import match_inputs
     from compress_export.graph import float_activations, select_nodes
-    from compress_export.qat import match_inputs
     from compress_export.sources import load_model
     from compress_export.sources.torch_source import differentiable_forward
     from compress_export.specs import TensorSpec

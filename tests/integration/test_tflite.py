@@ -6,6 +6,7 @@ import pytest
 
 from compress_export.api import validate_bundle
 from compress_export.errors import UsageError
+from compress_export.exporters.tflite.options import TfliteOptions
 from compress_export.pipeline import PipelineConfig, run
 from compress_export.specs import QuantRecipe
 from compress_export.validators.bench import BenchSettings
@@ -86,7 +87,7 @@ def test_float_targets_size_latency_and_revalidation(tmp_path, keras_digits):
 
 
 def test_float32_io_keeps_float_inputs_and_outputs(tmp_path, keras_digits):
-    result = _run(tmp_path / "out", keras_digits, "tflite-int8", tflite_io="float32")
+    result = _run(tmp_path / "out", keras_digits, "tflite-int8", target_options={"tflite": TfliteOptions(io="float32")})
     report = result.reports[0].to_dict()
     assert report["passed"]
     manifest = json.loads((tmp_path / "out" / "tflite-int8" / "manifest.json").read_text())
@@ -169,9 +170,9 @@ def test_missing_converter_gives_the_install_hint(tmp_path, digits_data, monkeyp
 
 
 def test_keras_qat_to_tflite_int8_within_half_a_point(tmp_path, keras_digits):
-    from compress_export.qat import QatSettings
+    from compress_export.compression.qat_settings import QatSettings
 
-    result = _run(tmp_path / "out", keras_digits, "tflite-int8", qat=QatSettings(epochs=1, lr=1e-4),
+    result = _run(tmp_path / "out", keras_digits, "tflite-int8", compression=(("qat", QatSettings(epochs=1, lr=1e-4)),),
                   recipe=QuantRecipe(method="percentile", percentile=99.0))
     report = result.reports[0].to_dict()
     reference = report["metrics"]["reference"]["accuracy"]
@@ -185,7 +186,7 @@ def test_keras_qat_to_tflite_int8_within_half_a_point(tmp_path, keras_digits):
 
 
 def test_keras_qat_refuses_onnx_targets(tmp_path, keras_digits):
-    from compress_export.qat import QatSettings
+    from compress_export.compression.qat_settings import QatSettings
 
     with pytest.raises(UsageError, match="applies to tflite-int8"):
-        _run(tmp_path / "out", keras_digits, "onnx-int8", qat=QatSettings(epochs=1))
+        _run(tmp_path / "out", keras_digits, "onnx-int8", compression=(("qat", QatSettings(epochs=1)),))

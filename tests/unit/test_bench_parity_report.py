@@ -4,10 +4,13 @@ import math
 import numpy as np
 import pytest
 
+from compress_export.metrics import all_metrics, get_metrics
+from compress_export.metrics.cosine import cosine_rows
+from compress_export.metrics.gates import Gates
+from compress_export.metrics.sqnr import sqnr_db
+from compress_export.metrics.suite import MetricSuite
 from compress_export.report import Report
-from compress_export.specs import Gates
 from compress_export.validators.bench import percentile_ms, summarize, tile_batch
-from compress_export.validators.parity import OutputParity, ParityAccumulator, cosine_rows, sqnr_db
 
 
 def test_trtexec_percentile_rule():
@@ -40,18 +43,28 @@ def test_cosine_and_sqnr_known_values():
 
 
 def test_output_parity_statistics():
-    stats = OutputParity()
+    suite = MetricSuite(["y"], all_metrics())
     reference = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
-    stats.update(reference, reference + np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.0]]))
-    result = stats.result()
+    suite.update({"y": reference}, {"y": reference + np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.0]])}, None)
+    result = suite.parity()["y"]
     assert result["max_abs"] == 0.5
     assert result["mean_abs"] == pytest.approx(0.5 / 6)
     assert result["top1_agreement"] == 1.0
     assert result["sqnr_db"] == pytest.approx(10 * np.log10(28 / 0.25))
+    assert result["cosine"] < 1.0 and result["samples"] == 2
+
+
+def test_every_registered_metric_has_a_unique_name_and_each_gate_a_direction():
+    names = [metric.name for metric in all_metrics()]
+    assert len(names) == len(set(names))
+    gates = {metric.gate.name: metric.gate for metric in all_metrics() if metric.gate}
+    assert gates["min_cosine"].higher_is_better and not gates["max_accuracy_drop"].higher_is_better
+    assert gates["min_cosine"].passes(0.995, 0.99) and not gates["min_cosine"].passes(0.985, 0.99)
+    assert gates["max_accuracy_drop"].passes(None, 1.0)  # no labels: nothing to hold against
 
 
 def test_accuracy_from_labels_and_disagreement():
-    acc = ParityAccumulator(["logits"])
+    acc = MetricSuite(["logits"], get_metrics(["accuracy", "top1", "cosine"]))
     reference = {"logits": np.array([[2.0, 1.0], [0.0, 1.0], [3.0, 0.0]])}
     candidate = {"logits": np.array([[2.0, 1.0], [1.0, 0.0], [3.0, 0.0]])}
     acc.update(reference, candidate, np.array([0, 1, 1]))

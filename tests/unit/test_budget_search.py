@@ -5,8 +5,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from compress_export.metrics.gates import Gates
 from compress_export.sensitivity import Evaluator, scale_and_zero_point, search_budget, with_tensor_ranges
-from compress_export.specs import Gates
 
 BY_METHOD = {
     "minmax": {"a": (0.0, 9.0), "b": (0.0, 9.0), "c": (0.0, 9.0)},

@@ -91,8 +91,9 @@ def test_float_readers_get_the_exact_tensor(tmp_path):
 
 def test_qat_changes_weights_and_ranges_and_lowers_the_loss():
     torch = pytest.importorskip("torch")
+    from compress_export.compression.qat_settings import QatSettings
+    from compress_export.compression.qat_torch import fine_tune
     from compress_export.data import load_npz_data
-    from compress_export.qat import QatSettings, fine_tune
     from compress_export.ranges import RangeTable
     from compress_export.specs import TensorSpec
 

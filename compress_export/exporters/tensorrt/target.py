@@ -12,7 +12,7 @@ from ...ranges import RangeTable
 from ...specs import Artifact, QuantRecipe
 from ..onnx_targets import MODEL_FILE
 from ..qdq import quantize_with_ranges
-from ..registry import ExportContext, register
+from ..registry import ExportContext
 from .lint import lint_for_tensorrt
 
 CACHE_FILE = "calibration.cache"
@@ -59,8 +59,6 @@ def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
             if node.op_type == "QuantizeLinear" and node.input[0] not in initializers}
 
 
-@register("trt-int8", "TensorRT INT8: symmetric QDQ ONNX + calibration.cache (+ engine where TensorRT exists)",
-          needs_ranges=True, extra="tensorrt")
 def export_trt_int8(ctx: ExportContext) -> Artifact:
     model = onnx.load(str(ctx.fp32_onnx))
     nodes = tensorrt_nodes(model, ctx.recipe)
@@ -83,9 +81,9 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
         raise ExportError(f"the TensorRT QDQ model breaks {len(violations)} rule(s): {listed}")
     activations = quantized_activations(quantized)
     (ctx.bundle_dir / CACHE_FILE).write_text(
-        ctx.ranges.to_trt_cache(ctx.trt.cache_version, ctx.trt.cache_algorithm, tensors=activations))
+        ctx.ranges.to_trt_cache(ctx.options.cache_version, ctx.options.cache_algorithm, tensors=activations))
     notes = [f"{len(chosen)} nodes quantized ({', '.join(op_types)}), symmetric INT8, biases in float",
-             f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.trt.cache_version}-{ctx.trt.cache_algorithm}",
+             f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.options.cache_version}-{ctx.options.cache_algorithm}",
              "passes the TensorRT QDQ linter"]
     return _with_engine(ctx, notes)
 
@@ -94,13 +92,28 @@ def _with_engine(ctx: ExportContext, notes: list[str]) -> Artifact:
     from .engine import EngineBuildSettings, build_engine, tensorrt_available
 
     if not tensorrt_available():
-        if ctx.trt.require_engine:
+        if ctx.options.require_engine:
             raise MissingDependencyError("tensorrt not installed: cannot build the engine required by "
                                          "--require-engine (build it on the target: compress-export build-engine)")
         return Artifact("trt-int8", MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", (*notes, PROXY_NOTE),
                         details={"engine_built": False, "validated_with": "onnxruntime CPU (proxy for TensorRT)"})
-    settings = EngineBuildSettings(ctx.inputs, ctx.trt.max_batch, ctx.example_shapes)
+    settings = EngineBuildSettings(ctx.inputs, ctx.options.max_batch, ctx.example_shapes)
     versions = build_engine(ctx.bundle_dir / MODEL_FILE, ctx.bundle_dir / ENGINE_FILE,
                             ctx.bundle_dir / TIMING_CACHE_FILE, settings)
     return Artifact("trt-int8", ENGINE_FILE, ctx.inputs, ctx.outputs, "tensorrt", tuple(notes),
                     details={"engine_built": True, "validated_with": "TensorRT", "tensorrt": versions})
+
+
+def tensorrt_or_proxy(artifact: dict, require_engine: bool) -> tuple[dict, list[str]]:
+    """`validate` elsewhere: the engine where TensorRT runs here, else the QDQ ONNX in onnxruntime as a proxy."""
+    from .engine import tensorrt_available
+
+    if artifact["runtime"] == "tensorrt" and tensorrt_available():
+        return artifact, []
+    if require_engine:
+        reason = "tensorrt not installed" if artifact["runtime"] == "tensorrt" else "the bundle has no engine"
+        raise MissingDependencyError(f"{reason}: --require-engine needs a TensorRT engine run "
+                                     "(build one on the target with compress-export build-engine BUNDLE)")
+    proxy = {**artifact, "path": MODEL_FILE, "runtime": "onnxruntime",
+             "validated_with": "onnxruntime CPU (proxy for TensorRT)"}
+    return proxy, [PROXY_NOTE]

@@ -13,7 +13,7 @@ from ...calibration.histogram import TensorHistogram
 from ...calibration.methods import compute_ranges
 from ...data import CalibrationData
 from ...ranges import RangeTable
-from ...sources.keras_source import keras_inputs
+from ...runtimes.keras import keras_inputs
 from ...specs import QuantRecipe
 
 # Layers whose output range is their input's: the converter gives them the producer's scale.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ...errors import ExportError
+from ...runtimes.litert import io_description
 from ...specs import Artifact
-from ..registry import ExportContext, register
+from ..registry import ExportContext
 from .convert import convert_keras
-from .runner import io_description
 
 MODEL_FILE = "model.tflite"
 
@@ -65,7 +65,6 @@ def _converter(ctx: ExportContext) -> str:
     return "tf.lite.TFLiteConverter" if ctx.source.framework == "keras" else "litert-torch"
 
 
-@register("tflite", "FP32 TFLite for LiteRT (Keras and PyTorch models)", extra="tflite", consumes="source")
 def export_tflite(ctx: ExportContext) -> Artifact:
     if _framework(ctx) == "torch":
         from .torch_convert import convert_float
@@ -75,15 +74,12 @@ def export_tflite(ctx: ExportContext) -> Artifact:
     return _write(ctx, "tflite", convert_keras(_keras_model(ctx), "fp32"), [])
 
 
-@register("tflite-fp16", "TFLite with FP16 weights (Keras models)", extra="tflite", consumes="source")
 def export_tflite_fp16(ctx: ExportContext) -> Artifact:
     if _framework(ctx) == "torch":
         raise ExportError("tflite-fp16 takes Keras models: litert-torch has no FP16-weight mode")
     return _write(ctx, "tflite-fp16", convert_keras(_keras_model(ctx), "fp16"), ["FP16 weights, FP32 compute"])
 
 
-@register("tflite-dynamic", "TFLite with INT8 weights, activations quantized at run time", extra="tflite",
-          consumes="source")
 def export_tflite_dynamic(ctx: ExportContext) -> Artifact:
     notes = ["INT8 weights; activations quantized at run time"]
     if _framework(ctx) == "torch":
@@ -94,8 +90,6 @@ def export_tflite_dynamic(ctx: ExportContext) -> Artifact:
     return _write(ctx, "tflite-dynamic", convert_keras(_keras_model(ctx), "dynamic"), notes)
 
 
-@register("tflite-int8", "full-INT8 TFLite, activation ranges from our calibrators", extra="tflite",
-          consumes="source")
 def export_tflite_int8(ctx: ExportContext) -> Artifact:
     if ctx.calibration is None:
         raise ExportError("tflite-int8 needs calibration data (--calib-data)")
@@ -110,25 +104,14 @@ def export_tflite_int8(ctx: ExportContext) -> Artifact:
         from .keras_ranges import calibrate_keras, representative, with_fake_quant
 
         model = _keras_model(ctx)
-        table = calibrate_keras(model, ctx.calibration, ctx.recipe, ctx.source.sha256)
-        qat = {}
-        if ctx.qat is not None:
-            from ...qat import plot_losses
-            from .keras_qat import fine_tune_keras
-
-            model, result = fine_tune_keras(model, dict(table.ranges), ctx.train or ctx.calibration, ctx.qat)
-            table = table.with_ranges(f"qat+{table.method}", result.ranges)
-            plot_losses(result.losses, ctx.bundle_dir / "qat_loss.png")
-            qat = {"qat": {**result.to_dict(ctx.qat), "learned_ranges": len(result.ranges),
-                           "labels": (ctx.train or ctx.calibration).has_labels}}
+        # Ranges learned on the source model (QAT) arrive in ctx.ranges; otherwise our calibrators run here.
+        table = ctx.ranges or calibrate_keras(model, ctx.calibration, ctx.recipe, ctx.source.sha256)
         quantized = with_fake_quant(model, dict(table.ranges))
-        blob = convert_keras(quantized, "int8", representative(ctx.calibration, _names(ctx)), ctx.tflite_io)
+        blob = convert_keras(quantized, "int8", representative(ctx.calibration, _names(ctx)), ctx.options.io)
         notes = [f"activation ranges: {table.method} (compress-export) for {len(table.ranges)} layer outputs; "
                  "graph inputs: the converter's min/max over the same calibration data",
-                 f"input/output type: {ctx.tflite_io}"]
+                 f"input/output type: {ctx.options.io}"]
     table.save(ctx.bundle_dir / "ranges.json")
     notes += [f"kept in float: {name} ({reason})" for name, reason in sorted(table.skipped.items())]
     details = {"ranges": {"method": table.method, "tensors": len(table.ranges), "source": "compress-export"}}
-    if _framework(ctx) == "keras":
-        details.update(qat)
     return _write(ctx, "tflite-int8", blob, notes, details)

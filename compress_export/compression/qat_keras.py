@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 import time
 
-from ...data import CalibrationData
-from ...qat import QatResult, QatSettings
-from ...sources.keras_source import keras_inputs
-from .keras_ranges import with_fake_quant
+from ..data import CalibrationData
+from ..exporters.tflite.keras_ranges import with_fake_quant
+from ..runtimes.keras import keras_inputs
+from .qat_settings import QatResult, QatSettings
 
 
 @functools.cache

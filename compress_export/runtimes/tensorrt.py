@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import MissingDependencyError, require
-from ...validators.runner import Runner
+from ..errors import MissingDependencyError, require
+from .base import Runner
 
 
 class TensorRTRunner(Runner):
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path):
+    def __init__(self, engine_path: str | Path, threads: int | None = None):  # threads: the GPU decides
         super().__init__()
         self.trt = require("tensorrt", "tensorrt")
         self.torch = require("torch", "torch")

@@ -1,4 +1,4 @@
-"""Label-free quantization-aware fine-tuning: the FP32 model teaches its fake-quantized copy.
+"""QAT for PyTorch modules: the FP32 model teaches its fake-quantized copy, no labels needed.
 
 Fake-quant sits where the ONNX export will put Q/DQ: each activation that feeds a quantized Linear or
 Conv (found by matching the module's input values against the FP32 ONNX graph's tensors), with the
@@ -13,41 +13,18 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .data import CalibrationData
-from .errors import UsageError
-from .ranges import RangeTable
+from ..data import CalibrationData
+from ..errors import UsageError
+from ..ranges import RangeTable
+from .losses import distillation_loss
+from .qat_settings import QatResult, QatSettings
 
 ACT_MIN, ACT_MAX = 0, 255  # UINT8 asymmetric activations, as onnx-int8 exports them
 MATCH_TOLERANCE = 1e-4
-
-
-@dataclass(frozen=True)
-class QatSettings:
-    epochs: int = 3
-    steps: int | None = None
-    lr: float = 1e-5
-    temperature: float = 2.0
-    alpha: float = 0.5
-    seed: int = 0
-
-
-@dataclass
-class QatResult:
-    ranges: dict[str, tuple[float, float]]
-    tensors: list[str]
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    steps: int = 0
-
-    def to_dict(self, settings: QatSettings) -> dict:
-        return {"settings": settings.__dict__, "fake_quantized_activations": len(self.tensors),
-                "steps": self.steps, "seconds": self.seconds, "loss_first": self.losses[0] if self.losses else None,
-                "loss_last": self.losses[-1] if self.losses else None}
 
 
 def _quantizable_modules(module) -> dict[str, object]:
@@ -163,27 +140,6 @@ class FakeQuantizer:
             self.modules[name].forward = forward
 
 
-def distillation_loss(student: dict, teacher: dict, labels, settings: QatSettings):
-    import torch
-    import torch.nn.functional as F  # noqa: N812
-
-    total = 0.0
-    for name, target in teacher.items():
-        output = student[name]
-        if labels is not None and output.ndim == 2 and output.shape[1] > 1:
-            t = settings.temperature
-            soft = F.kl_div(F.log_softmax(output / t, dim=1), F.softmax(target / t, dim=1),
-                            reduction="batchmean") * t * t
-            hard = F.cross_entropy(output, torch.as_tensor(labels, dtype=torch.long))
-            total = total + (1 - settings.alpha) * soft + settings.alpha * hard
-        else:
-            flat_out, flat_target = output.reshape(len(output), -1), target.reshape(len(target), -1)
-            norm = flat_target.pow(2).mean().clamp(min=1e-12)
-            cosine = F.cosine_similarity(flat_out, flat_target, dim=1).mean()
-            total = total + (flat_out - flat_target).pow(2).mean() / norm + (1 - cosine)
-    return total
-
-
 def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTable, data: CalibrationData,
               settings: QatSettings, on_step: Callable[[float], None] | None = None):
     """Returns the fine-tuned copy of `module` and the learned activation ranges."""
@@ -211,7 +167,8 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
             for feeds, labels in _batches_with_labels(data):
                 with torch.no_grad():
                     expected = forward(teacher, feeds)
-                loss = distillation_loss(forward(student, feeds), expected, labels, settings)
+                loss = distillation_loss(forward(student, feeds), expected, labels, settings.temperature,
+                                         settings.alpha)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -239,23 +196,3 @@ def _batches_with_labels(data: CalibrationData):
     for feeds in data.batches(labels=True):
         labels = feeds.pop("label", None)
         yield feeds, labels
-
-
-def plot_losses(losses: list[float], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
-    axes.plot(range(1, len(losses) + 1), losses, color="#4c72b0")
-    axes.set_xlabel("step")
-    axes.set_ylabel("distillation loss")
-    axes.set_yscale("log")
-    axes.set_title("QAT fine-tuning")
-    figure.tight_layout()
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
-    return True

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ExportError, require
-from ...validators.runner import Runner
+from ..errors import ExportError, require
+from ..native_output import captured_native_output
+from .base import Runner
 
 
 def _signature(path: str, threads: int | None = None):
-    from .convert import captured_native_output
-
     module = require("ai_edge_litert.interpreter", "tflite")
     with captured_native_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
         return module.Interpreter(model_path=path, num_threads=threads or None).get_signature_runner()

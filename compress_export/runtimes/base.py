@@ -1,4 +1,4 @@
-"""The runner interface every backend implements: a context manager with `infer(feeds)`."""
+"""The runner interface every runtime implements: a context manager with `infer(feeds)`."""
 
 from __future__ import annotations
 
@@ -51,34 +51,3 @@ class Runner(ABC):
 
     @abstractmethod
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-class OnnxRuntimeRunner(Runner):
-    name = "onnxruntime"
-
-    def __init__(self, path: str, threads: int | None = None):
-        super().__init__()
-        self.path = str(path)
-        self.threads = threads
-        self._session = None
-        import onnx
-
-        model = onnx.load(self.path, load_external_data=False)
-        initializers = {init.name for init in model.graph.initializer}
-        self._inputs = [i.name for i in model.graph.input if i.name not in initializers]
-        self._outputs = [o.name for o in model.graph.output]
-
-    def activate(self) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
-
-    def deactivate(self) -> None:
-        self._session = None
-
-    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))

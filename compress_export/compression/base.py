@@ -1,0 +1,50 @@
+"""The compression-method protocol: a step that takes the source model and data and returns a model
+(plus ranges where it learned them) and its report section."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..exporters import Target
+    from ..ranges import RangeTable
+    from ..report import Report
+    from ..sources import LoadedModel
+
+
+@dataclass
+class Compressed:
+    """What a compression step hands on. The targets it `applies_to` export `model` (from `fp32_onnx`
+    when they read ONNX) and take `ranges` when they read ranges from the same place (`ranges_space`:
+    "onnx" for the FP32 graph's tensors, "source" for the source model's layers)."""
+
+    model: LoadedModel
+    section: dict
+    applies_to: Callable[[Target], bool]
+    fp32_onnx: Path | None = None
+    ranges: RangeTable | None = None
+    ranges_space: str | None = None
+    files: dict[str, Callable[[Path], Any]] = field(default_factory=dict)  # written into each bundle it applies to
+    compare_key: str | None = None  # where the report keeps the same target built from the original model
+
+
+class CompressionMethod(ABC):
+    """name: the report.json section and the `compression` key. title: its report.md heading."""
+
+    name: str = "method"
+    title: str = "Compression"
+
+    @abstractmethod
+    def apply(self, job, settings: Any) -> Compressed:
+        """Refuse what does not apply (UsageError) before any work; then compress."""
+
+    def skipped_note(self, target: Target) -> str | None:
+        """A warning for a target this step quantizes nothing for, though the user asked for it."""
+        return None
+
+    def markdown(self, section: dict, report: Report) -> list[str]:
+        return []

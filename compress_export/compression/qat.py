@@ -1,0 +1,124 @@
+"""`--qat`: quantization-aware fine-tuning by self-distillation, for PyTorch modules (bound for the
+ONNX INT8 targets) and Keras models (bound for tflite-int8). The report puts the same target built by
+post-training quantization of the original model beside it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .base import Compressed, CompressionMethod
+from .qat_settings import QatSettings, plot_losses
+
+
+class QuantizationAwareTraining(CompressionMethod):
+    name = "qat"
+    title = "QAT"
+
+    def apply(self, job, settings: QatSettings) -> Compressed:
+        model = job.model
+        if model.framework == "keras":
+            return self._keras(job, settings)
+        if model.framework != "torch" or getattr(model, "exported", None) is not None:
+            raise UsageError("--qat fine-tunes a PyTorch nn.Module or a Keras model: give a factory (file.py:factory), "
+                             f"not a {model.framework if model.framework != 'torch' else '.pt2'} model")
+        if job.ranges is None:
+            raise UsageError("--qat for PyTorch models applies to onnx-int8 and trt-int8 (tflite-int8 takes QAT from "
+                             "Keras models)")
+        return self._torch(job, settings)
+
+    def _torch(self, job, settings: QatSettings) -> Compressed:
+        from ..calibrate import calibrate_onnx
+        from ..sources.torch_source import TorchModel, differentiable_forward
+        from ..stages.reference import export_fp32
+        from .qat_torch import fine_tune, match_inputs
+
+        model, ranges = job.model, job.ranges
+        forward = differentiable_forward(model)
+        sample = next(job.calib.batches())
+        matched = match_inputs(model.module, job.fp32, list(ranges.ranges), sample, forward)
+        with _progress(job, settings) as step:
+            student, result = fine_tune(model.module, forward, matched, ranges, job.train, settings, on_step=step)
+        tuned = TorchModel(student, model.description, model.sha256, model.inputs)
+        fp32 = job.work / "model.qat.onnx"
+        export_fp32(tuned, fp32, sample)
+        table = calibrate_onnx(fp32, job.calib, job.config.recipe, progress=False)
+        renamed = match_inputs(student, fp32, list(table.ranges), sample, forward)
+        learned = {renamed[name]: result.ranges[tensor] for name, tensor in matched.items()
+                   if name in renamed and tensor in result.ranges}
+        return Compressed(model=tuned, section=_section(job, settings, result, len(learned)),
+                          applies_to=lambda target: target.ranges == "onnx", fp32_onnx=fp32,
+                          ranges=table.with_ranges(f"qat+{table.method}", learned), ranges_space="onnx",
+                          files=_loss_plot(result.losses), compare_key="ptq")
+
+    def _keras(self, job, settings: QatSettings) -> Compressed:
+        from ..exporters.tflite.keras_ranges import as_functional, calibrate_keras
+        from ..sources.keras_source import KerasModel
+        from .qat_keras import fine_tune_keras
+
+        onnx_ranged = [target.name for target in job.targets if target.ranges == "onnx"]
+        if onnx_ranged:
+            raise UsageError(f"--qat for Keras models applies to tflite-int8, not to {', '.join(onnx_ranged)}")
+        original = as_functional(job.model.model)
+        table = calibrate_keras(original, job.calib, job.config.recipe, job.model.sha256)
+        with _progress(job, settings) as step:
+            tuned, result = fine_tune_keras(original, dict(table.ranges), job.train, settings, on_step=step)
+        model = KerasModel(tuned, Path(job.model.description))
+        return Compressed(model=model, section=_section(job, settings, result, len(result.ranges)),
+                          applies_to=lambda target: target.ranges == "source",
+                          ranges=table.with_ranges(f"qat+{table.method}", result.ranges), ranges_space="source",
+                          files=_loss_plot(result.losses), compare_key="ptq")
+
+    def skipped_note(self, target) -> str | None:
+        return ("--qat was not applied to this target: PyTorch models get QAT on onnx-int8 and trt-int8, Keras "
+                "models on tflite-int8; this artifact is post-training quantized")
+
+    def markdown(self, section: dict, report) -> list[str]:
+        settings = section["settings"]
+        lines = [f"{section['steps']} steps in {section['seconds']:.0f} s (lr {settings['lr']:g}, seed "
+                 f"{settings['seed']}, data: {section['train_data']}"
+                 f"{', with labels' if section['labels'] else ', no labels'}); "
+                 f"{section['fake_quantized_activations']} activations fake-quantized, {section['learned_ranges']} "
+                 f"learned ranges exported. Distillation loss {section['loss_first']:.4g} -> "
+                 f"{section['loss_last']:.4g} (`qat_loss.png`).", "",
+                 "| | " + " | ".join(report.parity) + " | accuracy | size |",
+                 "|---|" + "---|" * (len(report.parity) + 2)]
+
+        def row(name: str, parity: dict, metrics: dict, size) -> str:
+            cosines = " | ".join(f"{stats['cosine']:.4f}" for stats in parity.values())
+            accuracy = f"{metrics['candidate']['accuracy']:.4f}" if metrics else "-"
+            return f"| {name} | {cosines} | {accuracy} | {size / 1024:.0f} KB |"
+
+        ptq = section["ptq"]
+        lines.append(row("PTQ", ptq["parity"], ptq["metrics"], ptq["size_bytes"]))
+        lines.append(row("QAT", report.parity, report.metrics, report.artifact["size_bytes"]))
+        return lines
+
+
+def _section(job, settings: QatSettings, result, learned: int) -> dict:
+    return {**result.to_dict(settings), "train_data": job.config.train_data or "the calibration data",
+            "labels": job.train.has_labels, "learned_ranges": learned}
+
+
+def _loss_plot(losses: list[float]) -> dict:
+    kept = list(losses)
+    return {"qat_loss.png": lambda path: plot_losses(kept, path)}
+
+
+class _progress:
+    """A tqdm bar over the fine-tuning steps; yields the per-step callback."""
+
+    def __init__(self, job, settings: QatSettings):
+        self.total = settings.steps or settings.epochs * sum(1 for _ in job.train.batches())
+        self.enabled = job.config.progress
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, unit="step", desc="QAT", disable=not self.enabled, file=sys.stderr,
+                        leave=False)
+        return lambda loss: (self.bar.update(1), self.bar.set_postfix(loss=f"{loss:.4g}"))
+
+    def __exit__(self, *exc_info) -> None:
+        self.bar.close()

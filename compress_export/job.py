@@ -1,0 +1,154 @@
+"""The job: its configuration and the typed state the stages fill in, one stage after another."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .data import batch_rows
+from .metrics.gates import Gates
+from .specs import QuantRecipe, TensorSpec
+from .validators.bench import BenchSettings
+
+if TYPE_CHECKING:
+    from .compression.base import Compressed, CompressionMethod
+    from .data import CalibrationData
+    from .exporters import Target
+    from .metrics.tasks import Task
+    from .ranges import RangeTable
+    from .report import Report
+    from .sources import LoadedModel
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a run is asked to do. `target_options` holds each target family's settings by the key
+    its targets declare ("tensorrt": TrtOptions, "tflite": TfliteOptions); `compression` the compression
+    steps in order, each (method name, its settings)."""
+
+    model: str
+    targets: str
+    out: Path
+    weights: str | None = None
+    inputs: tuple[TensorSpec, ...] = ()
+    trust_pickle: bool = False
+    calib_data: str | None = None
+    calib_samples: int | None = None
+    calib_batch: int = 16
+    val_data: str | None = None
+    holdout: float = 0.2
+    random_data: bool = False
+    random_samples: int = 64
+    train_data: str | None = None
+    ranges_from: str | None = None
+    ranges_from_cache: str | None = None
+    recipe: QuantRecipe = field(default_factory=QuantRecipe)
+    gates: Gates = field(default_factory=Gates)
+    bench: BenchSettings | None = field(default_factory=BenchSettings)
+    fallback: bool = True
+    task: str = "auto"
+    target_options: Mapping[str, Any] = field(default_factory=dict)
+    compression: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class ValidationSet:
+    """Held-out batches with the original model's outputs, computed once per run."""
+
+    batches: list[tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]]
+    origin: str
+
+    @property
+    def samples(self) -> int:
+        return sum(batch_rows(feeds) for feeds, _, _ in self.batches)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(self.batches[0][2])
+
+    @property
+    def example_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: value.shape for name, value in self.batches[0][0].items()}
+
+
+@dataclass
+class Job:
+    config: PipelineConfig
+    targets: list[Target]
+    out: Path
+    work: Path | None = None
+    model: LoadedModel | None = None
+    calib: CalibrationData | None = None
+    val: CalibrationData | None = None
+    val_origin: str = ""
+    train: CalibrationData | None = None
+    validation: ValidationSet | None = None
+    task: Task | None = None
+    fp32: Path | None = None  # the original model's FP32 ONNX, when a target or a compression step needs it
+    export_check: dict | None = None
+    ranges: RangeTable | None = None  # the FP32 ONNX graph's ranges, when a target reads them
+    compressed: list[tuple[CompressionMethod, Compressed]] = field(default_factory=list)
+    baselines: dict[str, tuple[str, Path]] = field(default_factory=dict)  # FP32 models timed beside targets
+    reports: list[Report] = field(default_factory=list)
+    bundles: list[Path] = field(default_factory=list)
+
+    @property
+    def onnx_targets(self) -> list[Target]:
+        return [target for target in self.targets if target.consumes == "onnx"]
+
+    @property
+    def task_metrics(self) -> tuple:
+        from .metrics import get_metrics
+
+        return get_metrics(self.task.metrics)
+
+    def options_for(self, target: Target) -> Any:
+        from .exporters.catalog import default_options
+
+        if target.options is None:
+            return None
+        return self.config.target_options.get(target.options) or default_options(target.options)
+
+    def context(self) -> dict:
+        """The part of every report that describes the run rather than the target."""
+        from . import __version__
+
+        context = {
+            "source": self.model.describe(),
+            "task": self.task.name,
+            "data": {"calibration": self.calib.describe(),
+                     "validation": {**self.val.describe(), "origin": self.val_origin}},
+            "recipe": self.config.recipe.to_dict(),
+            "export_check": self.export_check,
+            "compress_export_version": __version__,
+        }
+        if self.ranges is not None:
+            context["calibration"] = {"method": self.ranges.method, "tensors": len(self.ranges.ranges),
+                                      "skipped": self.ranges.skipped}
+        return context
+
+
+@dataclass
+class RunResult:
+    reports: list[Report]
+    bundles: list[Path]
+
+    @property
+    def exit_code(self) -> int:
+        return max((report.exit_code for report in self.reports), default=0)
+
+    def summary(self) -> dict:
+        return {
+            "passed": all(report.passed for report in self.reports),
+            "exit_code": self.exit_code,
+            "targets": [
+                {"target": report.target, "passed": report.passed, "bundle": str(bundle), "report": report.to_dict()}
+                for report, bundle in zip(self.reports, self.bundles, strict=True)
+            ],
+        }

@@ -1,0 +1,149 @@
+"""Parameters, MACs and FLOPs per sample, counted from an ONNX graph with shapes inferred at batch 1.
+
+Compute ops only (Conv, ConvTranspose, MatMul, Gemm and their integer and 4-bit forms): they are where
+the time goes, and counting them needs nothing but the shapes onnx's own inference provides.
+FLOPs = 2 x MACs. Parameters: elements of the initializers the graph reads, less quantization scales and
+zero points."""
+
+from __future__ import annotations
+
+import contextlib
+from math import prod
+from pathlib import Path
+
+from .base import ArtifactMetric, ArtifactProbe
+
+QDQ_PARAMETERS = {"QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "DynamicQuantizeLinear": ()}
+MATMUL_OPS = {"MatMul", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul", "FusedMatMul"}
+CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
+
+
+def count_model(model, example_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
+    """{parameters, macs, flops} per sample. Symbolic input dimensions take `example_shapes`' sizes
+    (batch forced to 1), or 1."""
+    import onnx
+
+    model = _concrete(model, example_shapes or {})
+    with contextlib.suppress(Exception):  # best effort: ops whose shapes stay unknown are not counted
+        model = onnx.shape_inference.infer_shapes(model)
+    shapes = _shapes(model)
+    macs, counted, uncounted = 0, 0, 0
+    for node in model.graph.node:
+        if node.op_type not in MATMUL_OPS | CONV_OPS | {"Gemm", "QGemm", "MatMulNBits"}:
+            continue
+        value = node_macs(node, shapes)
+        if value is None:
+            uncounted += 1
+        else:
+            macs += value
+            counted += 1
+    return {"parameters": parameter_count(model), "macs": macs, "flops": 2 * macs, "compute_ops": counted,
+            "compute_ops_without_shape": uncounted}
+
+
+def node_macs(node, shapes: dict[str, tuple]) -> int | None:
+    op = node.op_type
+    out = shapes.get(node.output[0])
+    if out is None or any(not isinstance(d, int) for d in out):
+        return None
+    if op in MATMUL_OPS or op == "MatMulNBits":
+        a = shapes.get(node.input[0])
+        return None if not a or not isinstance(a[-1], int) else prod(out) * a[-1]
+    if op in ("Gemm", "QGemm"):
+        a = shapes.get(node.input[0])
+        if not a or len(a) != 2 or not all(isinstance(d, int) for d in a):
+            return None
+        trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0)
+        return prod(out) * (a[0] if trans_a else a[1])
+    weight = shapes.get(node.input[3] if op == "QLinearConv" else node.input[1])
+    if not weight or not all(isinstance(d, int) for d in weight):
+        return None
+    if op == "ConvTranspose":  # weight (C_in, C_out/group, k...): every input element meets the whole kernel
+        x = shapes.get(node.input[0])
+        return None if not x or not all(isinstance(d, int) for d in x) else prod(x) * prod(weight[1:])
+    return prod(out) * prod(weight[1:])  # weight (C_out, C_in/group, k...): group already folded in
+
+
+def parameter_count(model) -> int:
+    skip = {node.input[i] for node in model.graph.node for i in QDQ_PARAMETERS.get(node.op_type, ())
+            if i < len(node.input)}
+    skip |= {node.input[i] for node in model.graph.node if node.op_type in ("QLinearConv", "QLinearMatMul")
+             for i in range(len(node.input)) if i not in (0, 3)}
+    read = {name for node in model.graph.node for name in node.input}  # quantizers leave unread initializers
+    total = 0
+    for init in model.graph.initializer:
+        if init.name in read and init.name not in skip:
+            total += prod(init.dims) if init.dims else 1
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].t.dims:
+            total += prod(node.attribute[0].t.dims)
+    return total
+
+
+def _concrete(model, example_shapes: dict):
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    del copy.graph.value_info[:]
+    for value in copy.graph.input:
+        example = example_shapes.get(value.name)
+        dims = value.type.tensor_type.shape.dim
+        for index, dim in enumerate(dims):
+            if index == 0:
+                dim.dim_value = 1
+            elif not dim.HasField("dim_value"):
+                dim.dim_value = int(example[index]) if example and index < len(example) else 1
+    return copy
+
+
+def _shapes(model) -> dict[str, tuple]:
+    shapes = {}
+    for value in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
+    for init in model.graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def _human(value: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+class Flops(ArtifactMetric):
+    name = "flops"
+    title = "Compute"
+
+    def measure(self, probe: ArtifactProbe) -> dict | None:
+        import onnx
+
+        shapes = {name: value.shape for name, value in probe.batches[0][0].items()} if probe.batches else {}
+        result = {}
+        if probe.fp32_onnx is not None and Path(probe.fp32_onnx).is_file():
+            result["reference"] = count_model(onnx.load(str(probe.fp32_onnx), load_external_data=False), shapes)
+        if Path(probe.path).suffix == ".onnx":
+            result["candidate"] = count_model(onnx.load(str(probe.path), load_external_data=False), shapes)
+        elif "reference" in result:
+            result["note"] = "the artifact is not ONNX: counts are those of the FP32 ONNX graph of the same model"
+        if result:
+            result["unit"] = "per sample (batch 1; other dynamic dimensions as in the validation data)"
+        return result or None
+
+    def markdown(self, result: dict) -> list[str]:
+        ref, cand = result.get("reference", {}), result.get("candidate", result.get("reference", {}))
+        lines = ["| compute | FP32 | candidate |", "|---|---|---|"]
+        for key, label in (("parameters", "parameters"), ("macs", "MACs"), ("flops", "FLOPs")):
+            lines.append(f"| {label} | {_human(ref[key]) if ref else ''} | {_human(cand[key]) if cand else ''} |")
+        lines += ["", f"Counted {result['unit']}." + (f" {result['note']}." if "note" in result else "")]
+        return lines
+
+    def summary(self, result: dict) -> str | None:
+        side = result.get("candidate") or result.get("reference")
+        return f"{_human(side['flops'])}FLOPs" if side else None
+
+
+METRIC = Flops()

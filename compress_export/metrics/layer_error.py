@@ -1,0 +1,116 @@
+"""Per-layer error of a QDQ ONNX artifact: for each quantized activation, what its consumers read (the
+DequantizeLinear output, in the quantized model) against the same tensor in the FP32 model, on held-out
+data. The error is cumulative: it shows where along the graph the INT8 model drifts from FP32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import ArtifactMetric, ArtifactProbe
+from .cosine import cosine_rows
+from .sqnr import sqnr_db
+
+MAX_SAMPLES = 64
+WORST_SHOWN = 10
+
+
+def quantized_pairs(model) -> dict[str, str]:
+    """FP32 tensor name -> the DequantizeLinear output that stands for it in the QDQ graph."""
+    constants = {init.name for init in model.graph.initializer}
+    constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    dequantized = {node.input[0]: node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    pairs = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in constants and node.output[0] in dequantized:
+            pairs.setdefault(node.input[0], dequantized[node.output[0]])
+    return pairs
+
+
+def _run_with_outputs(model, names: list[str], batches) -> list[dict]:
+    import onnx
+    import onnxruntime as ort
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    present = {out.name for out in copy.graph.output}
+    for name in names:
+        if name not in present:
+            copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = {value.name for value in session.get_inputs()}
+    return [dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs}), strict=True))
+            for feeds in batches]
+
+
+def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
+    """One row per quantized activation, graph order: cosine (mean per sample) and SQNR."""
+    import numpy as np
+    import onnx
+
+    quantized, original = onnx.load(str(quantized_path)), onnx.load(str(fp32_path))
+    # A quantized graph output is renamed by the quantizer; only tensors the FP32 graph has are compared.
+    present = {name for node in original.graph.node for name in node.output} | {i.name for i in original.graph.input}
+    pairs = {tensor: dq for tensor, dq in quantized_pairs(quantized).items() if tensor in present}
+    if not pairs:
+        return []
+    feeds = _subsample(batches)
+    exact = _run_with_outputs(original, list(pairs), feeds)
+    rounded = _run_with_outputs(quantized, list(pairs.values()), feeds)
+    rows = []
+    for tensor, dequantized in pairs.items():
+        cosines, signal, noise = [], 0.0, 0.0
+        for want, got in zip(exact, rounded, strict=True):
+            a, b = np.asarray(want[tensor], np.float64), np.asarray(got[dequantized], np.float64)
+            if a.shape != b.shape:
+                break
+            flat_a, flat_b = a.reshape(len(a), -1) if a.ndim else a.reshape(1, 1), b.reshape(len(b), -1) if b.ndim \
+                else b.reshape(1, 1)
+            cosines.extend(cosine_rows(flat_a, flat_b).tolist())
+            signal += float((a**2).sum())
+            noise += float(((a - b) ** 2).sum())
+        if cosines:
+            rows.append({"tensor": tensor, "cosine": float(np.mean(cosines)), "sqnr_db": sqnr_db(signal, noise)})
+    return rows
+
+
+def _subsample(batches) -> list[dict]:
+    chosen, taken = [], 0
+    for feeds, _, _ in batches:
+        if taken >= MAX_SAMPLES:
+            break
+        rows = min(len(next(iter(feeds.values()))), MAX_SAMPLES - taken)
+        chosen.append({name: value[:rows] for name, value in feeds.items()})
+        taken += rows
+    return chosen
+
+
+class LayerError(ArtifactMetric):
+    name = "layer_error"
+    title = "Per-layer error"
+
+    def measure(self, probe: ArtifactProbe) -> dict | None:
+        if Path(probe.path).suffix != ".onnx" or probe.fp32_onnx is None or not probe.batches:
+            return None
+        rows = layer_errors(Path(probe.path), Path(probe.fp32_onnx), probe.batches)
+        if not rows:
+            return None
+        worst = sorted(rows, key=lambda row: (row["cosine"], row["tensor"]))[:WORST_SHOWN]
+        return {"tensors": rows, "worst": [row["tensor"] for row in worst],
+                "samples": sum(len(next(iter(feeds.values()))) for feeds in _subsample(probe.batches)),
+                "measure": "what the consumers read (DequantizeLinear output) vs the FP32 model's tensor"}
+
+    def markdown(self, result: dict) -> list[str]:
+        by_name = {row["tensor"]: row for row in result["tensors"]}
+        lines = [f"The {len(result['worst'])} quantized activations furthest from FP32 of {len(by_name)} "
+                 f"({result['samples']} held-out samples; all in report.json):", "",
+                 "| tensor | cosine | SQNR (dB) |", "|---|---|---|"]
+        for name in result["worst"]:
+            row = by_name[name]
+            sqnr = "inf" if row["sqnr_db"] is None or row["sqnr_db"] == float("inf") else f"{row['sqnr_db']:.1f}"
+            lines.append(f"| `{name}` | {row['cosine']:.4f} | {sqnr} |")
+        return lines
+
+
+METRIC = LayerError()

@@ -1,0 +1,38 @@
+"""Runs an ONNX artifact in onnxruntime on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Runner
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, path: str, threads: int | None = None):
+        super().__init__()
+        self.path = str(path)
+        self.threads = threads
+        self._session = None
+        import onnx
+
+        model = onnx.load(self.path, load_external_data=False)
+        initializers = {init.name for init in model.graph.initializer}
+        self._inputs = [i.name for i in model.graph.input if i.name not in initializers]
+        self._outputs = [o.name for o in model.graph.output]
+
+    def activate(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+
+    def deactivate(self) -> None:
+        self._session = None
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))

@@ -1,0 +1,66 @@
+"""The quality budget for one target: export; when a quantized artifact misses the gates, search other
+calibrators' ranges, per-tensor ranges, then the fewest activations in float, and export again."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+
+from ..calibrate import ranges_by_method
+from ..data import batch_rows
+from ..graph import op_types
+from ..metrics.gates import gate_results
+from ..runtimes import open_runner
+from ..sensitivity import Evaluator, adjacent_nodes, quantized_activations, search_budget, subsample
+from ..validators.compare import compare
+
+
+def validate(artifact, folder: Path, job):
+    path = folder / artifact.path
+    return compare(lambda: open_runner(artifact.runtime, str(path)), job.validation, job.task_metrics)
+
+
+def export_within_budget(job, target, ctx):
+    """Returns the artifact, its metric suite, the search (or None) and the ranges it was built with.
+    The search rewrites ONNX graphs, so it runs where the artifact is one."""
+    artifact = target.run_export(ctx)
+    suite = validate(artifact, ctx.bundle_dir, job)
+    path = ctx.bundle_dir / artifact.path
+    searchable = target.budget_search and job.config.fallback and path.suffix == ".onnx" and ctx.ranges is not None
+    if not searchable or _within(job, suite):
+        return artifact, suite, None, ctx.ranges
+    search, ranges, float_nodes = _search(job, ctx, path)
+    if ranges is not ctx.ranges or float_nodes:
+        artifact = target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
+        suite = validate(artifact, ctx.bundle_dir, job)
+    return artifact, suite, search, ranges
+
+
+def _within(job, suite) -> bool:
+    return all(result["passed"] for result in gate_results(job.config.gates, suite.parity(), suite.metrics()))
+
+
+def _search(job, ctx, path: Path):
+    from tqdm import tqdm
+
+    quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
+    candidates = quantized_activations(quantized)
+    evaluator = Evaluator(quantized, original, subsample(job.validation.batches), job.config.gates, job.task_metrics)
+    by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
+    with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
+              file=sys.stderr, leave=False) as bar:
+        search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: bar.update(1))
+    search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
+    ranges = ctx.ranges
+    if search.range_choice and search.range_choice.ranges:
+        ranges = ctx.ranges.with_ranges(search.range_choice.label, search.range_choice.ranges)
+    float_nodes: list[str] = []
+    if search.float_tensors:
+        quantizable = {node.name for node in original.graph.node
+                       if node.op_type in {*op_types(job.config.recipe), "Add"}}
+        float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
+        search.float_nodes = float_nodes
+    return search, ranges, float_nodes

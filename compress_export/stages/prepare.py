@@ -1,0 +1,53 @@
+"""Stages 1-2: load the model safely, then read calibration, held-out and training data."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..data import infer_specs, load_npz_data, random_data
+from ..errors import UsageError
+from ..sources import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+SPEC_CARRYING_SUFFIXES = (".onnx", ".pt2", ".keras", ".h5", ".hdf5")
+
+
+def load(job) -> None:
+    job.model = load_source(job.config)
+
+
+def load_source(config) -> LoadedModel:
+    """The model named by `config.model`; input specs from the file, `--input`, or the data file."""
+    data_path = config.calib_data or config.val_data
+    carries_specs = Path(config.model).suffix in SPEC_CARRYING_SUFFIXES
+    data_specs = infer_specs(data_path) if data_path and not config.inputs and not carries_specs else ()
+    model = load_model(config.model, weights=config.weights, inputs=config.inputs, data_specs=data_specs,
+                       trust_pickle=config.trust_pickle)
+    if config.inputs and model.framework == "onnx":
+        log.info("--input ignored: the ONNX file declares its inputs")
+    return model
+
+
+def calibration_data(config, specs, work: Path):
+    if config.calib_data:
+        return load_npz_data(config.calib_data, specs, config.calib_batch, config.calib_samples)
+    if config.random_data:
+        return random_data(specs, config.calib_samples or config.random_samples, config.calib_batch, config.seed,
+                           work / "random")
+    raise UsageError("no calibration data: give --calib-data FILE.npz (or --random-data to use noise)")
+
+
+def prepare_data(job) -> None:
+    config, specs = job.config, job.model.inputs
+    calib = calibration_data(config, specs, job.work)
+    if config.val_data:
+        job.calib, job.val = calib, load_npz_data(config.val_data, specs, config.calib_batch)
+        job.val_origin = f"--val-data {config.val_data}"
+    else:
+        if len(calib) < 2:
+            raise UsageError("need at least 2 samples to hold some out for validation; give --val-data")
+        job.calib, job.val = calib.split(config.holdout, config.seed)
+        job.val_origin = (f"held out {config.holdout:.0%} of the calibration data (seed {config.seed}), "
+                          "not used to calibrate")
+    job.train = load_npz_data(config.train_data, specs, config.calib_batch) if config.train_data else job.calib

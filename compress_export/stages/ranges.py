@@ -1,0 +1,45 @@
+"""Stage 4: the FP32 ONNX graph's range table: calibrated in one streaming pass, or read from the user's
+ranges.json or TensorRT cache and checked against the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ..calibrate import calibrate_onnx
+from ..errors import UsageError
+from ..graph import COMPUTE_OPS, select_nodes, with_inferred_shapes
+from ..ranges import RangeTable
+from ..specs import QuantRecipe
+
+
+def ranges(job) -> None:
+    if any(target.ranges == "onnx" for target in job.targets):
+        job.ranges = onnx_ranges(job.config, job.fp32, job.calib)
+
+
+def onnx_ranges(config, fp32: Path, calib) -> RangeTable:
+    if config.ranges_from:
+        return checked_ranges(RangeTable.load(config.ranges_from), config.ranges_from, fp32, config.recipe)
+    if config.ranges_from_cache:
+        try:
+            text = Path(config.ranges_from_cache).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--ranges-from-cache {config.ranges_from_cache}: cannot read ({exc})") from None
+        table = RangeTable.from_trt_cache(text, config.ranges_from_cache)
+        return checked_ranges(table, config.ranges_from_cache, fp32, config.recipe)
+    return calibrate_onnx(fp32, calib, config.recipe, config.progress)
+
+
+def checked_ranges(table: RangeTable, path: str, fp32: Path, recipe: QuantRecipe) -> RangeTable:
+    """A range table given by the user must cover the activation input of every compute op."""
+    graph = with_inferred_shapes(onnx.load(str(fp32), load_external_data=False))
+    compute = QuantRecipe(include_ops=COMPUTE_OPS, exclude_ops=recipe.exclude_ops, exclude_nodes=recipe.exclude_nodes)
+    constants = {init.name for init in graph.graph.initializer}
+    needed = [node.input[0] for node in select_nodes(graph, compute) if node.input[0] not in constants]
+    missing = [name for name in needed if name not in table.ranges and name not in table.skipped]
+    if missing:
+        raise UsageError(f"{path}: no range for {len(missing)} of the {len(needed)} tensors this model "
+                         f"quantizes (first: {', '.join(missing[:3])}); was it calibrated on another model?")
+    return table

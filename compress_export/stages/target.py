@@ -1,0 +1,142 @@
+"""Per target: export within the quality budget, validate, analyse, benchmark, and write the bundle."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .. import __version__
+from ..bundle import BundleWriter, write_manifest
+from ..exporters import ExportContext, get_target
+from ..hashing import sha256_file
+from ..metrics.base import ArtifactProbe
+from ..report import Report
+from ..sensitivity import markdown as sensitivity_markdown
+from ..sensitivity import plot_sensitivity
+from .benchmark import speed_warnings
+from .budget import export_within_budget, validate
+from .bundle_files import write_reference, write_reports
+from .compress import source_for
+
+
+def export_context(job, target, folder: Path, original: bool = False) -> ExportContext:
+    """What `target` is built from: what the compression steps made of the model, or the original."""
+    if original:
+        model, fp32, ranges = job.model, job.fp32, job.ranges if target.ranges == "onnx" else None
+    else:
+        model, fp32, ranges = source_for(job, target)
+    return ExportContext(fp32, model.inputs, job.validation.output_names, job.config.recipe, ranges, folder,
+                         job.validation.example_shapes, source=model, calibration=job.calib,
+                         options=job.options_for(target))
+
+
+def build_target(job, target, bench) -> Report:
+    bundle = job.out / target.name
+    with BundleWriter(bundle) as folder:
+        ctx = export_context(job, target, folder)
+        artifact, suite, search, ranges = export_within_budget(job, target, ctx)
+        artifact_path = folder / artifact.path
+        report = Report.from_suite(target.name, job.config.gates, artifact_info(artifact, artifact_path), suite,
+                                   {**job.context(), **artifact.details}, list(artifact.notes))
+        _compression_sections(job, target, report, folder)
+        if search is not None:
+            report.sensitivity = search.to_dict()
+            report.sections.append(("Sensitivity", sensitivity_markdown(report.sensitivity)))
+            if search.ranking:
+                plot_sensitivity(search.ranking, folder / "sensitivity.png")
+        if job.calib.synthetic:
+            report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
+        analyse(report, ArtifactProbe(artifact_path, artifact.runtime, ctx.fp32_onnx or job.fp32,
+                                      tuple(job.validation.batches)), job.task.metrics)
+        if bench is not None:
+            _benchmark(job, target, report, bench, artifact, artifact_path)
+        if ranges is not None and target.ranges == "onnx":
+            ranges.save(folder / "ranges.json")
+        write_reference(folder, job.validation)
+        write_reports(folder, report)
+        write_manifest(folder, manifest_info(job, target, artifact, report, ctx.fp32_onnx))
+    return report
+
+
+def artifact_info(artifact, path: Path) -> dict:
+    return {"path": artifact.path, "size_bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "runtime": artifact.runtime}
+
+
+def analyse(report: Report, probe: ArtifactProbe, names) -> None:
+    """The artifact-scope metrics of the task (compute, per-layer error)."""
+    from ..metrics import get_metrics
+
+    for metric in get_metrics(names):
+        if metric.scope == "artifact":
+            result = metric.measure(probe)
+            if result:
+                report.analysis[metric.name] = result
+
+
+def _compression_sections(job, target, report: Report, folder: Path) -> None:
+    for method, done in job.compressed:
+        if not done.applies_to(target):
+            note = method.skipped_note(target) if target.quantizes else None
+            if note:
+                report.warnings.append(note)
+            continue
+        section = dict(done.section)
+        if done.compare_key:
+            section[done.compare_key] = _original_side(job, target)
+        report.context[method.name] = section
+        report.sections.append((method.title, method.markdown(section, report)))
+        for name, write in done.files.items():
+            write(folder / name)
+
+
+def _original_side(job, target) -> dict:
+    """The same target built from the original model: what a compression step is compared with."""
+    with tempfile.TemporaryDirectory(prefix="ce-original-") as tmp:
+        folder = Path(tmp)
+        artifact = target.run_export(export_context(job, target, folder, original=True))
+        suite = validate(artifact, folder, job)
+        return {"parity": suite.parity(), "metrics": suite.metrics(),
+                "size_bytes": (folder / artifact.path).stat().st_size}
+
+
+def baseline(job, target) -> tuple[str, Path]:
+    """The FP32 model `target` is timed against, in its own runtime, made once per run."""
+    name = target.baseline
+    if name not in job.baselines:
+        folder = job.work / "baselines" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        fp32_target = get_target(name)
+        artifact = fp32_target.run_export(export_context(job, fp32_target, folder, original=True))
+        job.baselines[name] = (artifact.runtime, folder / artifact.path)
+    return job.baselines[name]
+
+
+def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None:
+    report.bench = bench.compare(artifact.runtime, path, baseline(job, target))
+    if target.is_baseline:
+        return
+    slow = speed_warnings(report.bench["ratios"])
+    report.warnings += slow
+    if slow and path.suffix == ".onnx":
+        from ..validators.fusion import fusion_summary, slow_causes
+
+        report.context["fusion"] = fusion_summary(path)
+        report.warnings += [f"likely cause: {cause}" for cause in slow_causes(report.context["fusion"])]
+
+
+def manifest_info(job, target, artifact, report: Report, fp32: Path | None) -> dict:
+    return {
+        "target": target.name,
+        "task": job.task.name,
+        "artifact": {"path": artifact.path, "runtime": artifact.runtime,
+                     "inputs": [spec.to_dict() for spec in artifact.inputs], "outputs": list(artifact.outputs),
+                     **artifact.details},
+        "source": job.model.describe(),
+        "fp32_onnx_sha256": sha256_file(fp32) if fp32 is not None and fp32.is_file() else None,
+        "data": report.context["data"],
+        "recipe": job.config.recipe.to_dict(),
+        "gates": job.config.gates.to_dict(),
+        "seed": job.config.seed,
+        "compress_export_version": __version__,
+    }

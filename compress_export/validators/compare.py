@@ -1,0 +1,30 @@
+"""Run a candidate on the held-out batches and accumulate the task's metrics against the original's outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..errors import ExportError
+from ..metrics.suite import MetricSuite
+
+
+def compare(runner_factory: Callable, validation, metrics: Sequence) -> MetricSuite:
+    """`runner_factory()` gives a runner context manager; `validation` a ValidationSet."""
+    suite = None
+    with runner_factory() as runner:
+        for feeds, labels, expected in validation.batches:
+            produced = by_reference_names(runner.infer(feeds), list(expected))
+            suite = suite or MetricSuite(list(expected), metrics)
+            suite.update(expected, produced, labels)
+    return suite
+
+
+def by_reference_names(produced: dict, names: list[str]) -> dict:
+    """The artifact's outputs under the original model's names: by name, or by position where the format
+    renames them (a TFLite signature calls them output_0, output_1, ...)."""
+    if all(name in produced for name in names):
+        return produced
+    if len(produced) == len(names):
+        return dict(zip(names, produced.values(), strict=True))
+    missing = [name for name in names if name not in produced]
+    raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")
