@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +116,10 @@ class Job:
             return None
         return self.config.target_options.get(target.options) or default_options(target.options)
 
+    @functools.cached_property
     def context(self) -> dict:
-        """The part of every report that describes the run rather than the target."""
+        """The part of every report that describes the run rather than the target (asked for once the
+        stages before the targets are done)."""
         from . import __version__
 
         context = {

@@ -3,9 +3,8 @@ one line here. Looked up lazily, so listing methods imports no framework."""
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import UsageError
+from ..lazy import resolve
 
 METHODS: dict[str, str] = {
     "qat": "compress_export.compression.qat:QuantizationAwareTraining",
@@ -13,8 +12,6 @@ METHODS: dict[str, str] = {
 
 
 def get_method(name: str):
-    try:
-        module, _, attr = METHODS[name].partition(":")
-    except KeyError:
-        raise UsageError(f"unknown compression method {name!r}; known: {', '.join(METHODS)}") from None
-    return getattr(importlib.import_module(module), attr)()
+    if name not in METHODS:
+        raise UsageError(f"unknown compression method {name!r}; known: {', '.join(METHODS)}")
+    return resolve(METHODS[name])()

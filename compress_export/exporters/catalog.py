@@ -38,6 +38,6 @@ OPTIONS: dict[str, str] = {
 
 
 def default_options(key: str):
-    from .registry import _resolve
+    from ..lazy import resolve
 
-    return _resolve(OPTIONS[key])()
+    return resolve(OPTIONS[key])()

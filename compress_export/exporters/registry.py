@@ -4,12 +4,12 @@ listing targets (`--help`, `compress-export targets`) imports no framework."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from ..lazy import resolve
 
 if TYPE_CHECKING:
     from ..data import CalibrationData
@@ -67,17 +67,12 @@ class Target:
         return self.baseline == self.name
 
     def run_export(self, ctx: ExportContext) -> Artifact:
-        return _resolve(self.export)(ctx)
+        return resolve(self.export)(ctx)
 
     def revalidation(self, artifact: dict, require_engine: bool) -> tuple[dict, list[str]]:
         if self.revalidate is None:
             return artifact, []
-        return _resolve(self.revalidate)(artifact, require_engine)
-
-
-def _resolve(reference: str):
-    module, _, name = reference.partition(":")
-    return getattr(importlib.import_module(module), name)
+        return resolve(self.revalidate)(artifact, require_engine)
 
 
 def get_target(name: str) -> Target:

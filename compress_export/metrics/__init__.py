@@ -1,6 +1,8 @@
-"""The metric registry: one module per metric, each exposing `METRIC`; a new metric is its module plus
-one name here. Parity, gates, the budget search, the report, `validate` and the summary all read it.
-Order matters: it is the order of the report's rows and of the search's tie-breaks (task gates first)."""
+"""The metric registry: one module per metric, named as the metric and exposing `METRIC`. The tasks in
+tasks.py name the metrics they compute; the registry is every metric some task names, in order of first
+mention, so a new metric is its module plus its name in a task's list. Parity, gates, the budget search,
+the report, `validate` and the summary all read it. Order matters: it is the order of the report's rows
+and of the search's tie-breaks (task gates first)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ import importlib
 
 from .base import Gate, Metric
 
-METRIC_MODULES = ("accuracy", "top1", "cosine", "sqnr", "abs_error", "flops", "layer_error")
-
 
 @functools.cache
 def all_metrics() -> tuple[Metric, ...]:
-    return tuple(importlib.import_module(f"{__name__}.{name}").METRIC for name in METRIC_MODULES)
+    from .tasks import TASKS
+
+    names = dict.fromkeys(name for task in TASKS.values() for name in task.metrics)
+    return tuple(importlib.import_module(f"{__name__}.{name}").METRIC for name in names)
 
 
 def get_metrics(names) -> tuple[Metric, ...]:

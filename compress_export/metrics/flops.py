@@ -1,7 +1,9 @@
-"""Parameters, MACs and FLOPs per sample, counted from an ONNX graph with shapes inferred at batch 1.
+"""Parameters, MACs and FLOPs per sample, counted from an ONNX graph at batch 1.
 
 Compute ops only (Conv, ConvTranspose, MatMul, Gemm and their integer and 4-bit forms): they are where
-the time goes, and counting them needs nothing but the shapes onnx's own inference provides.
+the time goes. Their shapes are measured by running the graph once on one held-out sample where one is
+at hand (transformers reshape through Shape ops that static inference cannot follow), else inferred by
+onnx's shape inference with the symbolic dimensions set.
 FLOPs = 2 x MACs. Parameters: elements of the initializers the graph reads, less quantization scales and
 zero points."""
 
@@ -18,18 +20,23 @@ MATMUL_OPS = {"MatMul", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul"
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
 
 
-def count_model(model, example_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
-    """{parameters, macs, flops} per sample. Symbolic input dimensions take `example_shapes`' sizes
-    (batch forced to 1), or 1."""
+COMPUTE_OPS = MATMUL_OPS | CONV_OPS | {"Gemm", "QGemm", "MatMulNBits"}
+
+
+def count_model(model, example_shapes: dict[str, tuple[int, ...]] | None = None, feeds: dict | None = None) -> dict:
+    """{parameters, macs, flops} per sample. Shapes come from one run on the first sample of `feeds` when
+    given, else from shape inference with symbolic input dimensions taken from `example_shapes` (batch 1)."""
     import onnx
 
     model = _concrete(model, example_shapes or {})
     with contextlib.suppress(Exception):  # best effort: ops whose shapes stay unknown are not counted
-        model = onnx.shape_inference.infer_shapes(model)
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes = _shapes(model)
+    if feeds:
+        shapes.update(_measured_shapes(model, {name: value[:1] for name, value in feeds.items()}))
     macs, counted, uncounted = 0, 0, 0
     for node in model.graph.node:
-        if node.op_type not in MATMUL_OPS | CONV_OPS | {"Gemm", "QGemm", "MatMulNBits"}:
+        if node.op_type not in COMPUTE_OPS:
             continue
         value = node_macs(node, shapes)
         if value is None:
@@ -97,6 +104,33 @@ def _concrete(model, example_shapes: dict):
     return copy
 
 
+def _measured_shapes(model, feeds: dict) -> dict[str, tuple]:
+    """The shapes of every compute op's inputs and outputs in one onnxruntime run (empty if it fails)."""
+    import onnx
+    import onnxruntime as ort
+
+    constants = {init.name for init in model.graph.initializer}
+    wanted = list(dict.fromkeys(name for node in model.graph.node if node.op_type in COMPUTE_OPS
+                                for name in (*node.input, *node.output) if name and name not in constants))
+    types = {v.name: v.type.tensor_type.elem_type for v in (*model.graph.value_info, *model.graph.input,
+                                                            *model.graph.output)}
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    present = {out.name for out in copy.graph.output}
+    copy.graph.output.extend(onnx.helper.make_tensor_value_info(name, types.get(name) or onnx.TensorProto.FLOAT, None)
+                             for name in wanted if name not in present)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        inputs = {value.name for value in session.get_inputs()}
+        values = session.run(wanted, {k: v for k, v in feeds.items() if k in inputs})
+    except Exception:  # a graph that will not run this way keeps the inferred shapes
+        return {}
+    return {name: tuple(int(d) for d in value.shape) for name, value in zip(wanted, values, strict=True)}
+
+
 def _shapes(model) -> dict[str, tuple]:
     shapes = {}
     for value in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
@@ -121,12 +155,13 @@ class Flops(ArtifactMetric):
     def measure(self, probe: ArtifactProbe) -> dict | None:
         import onnx
 
-        shapes = {name: value.shape for name, value in probe.batches[0][0].items()} if probe.batches else {}
+        feeds = probe.batches[0][0] if probe.batches else {}
+        shapes = {name: value.shape for name, value in feeds.items()}
         result = {}
         if probe.fp32_onnx is not None and Path(probe.fp32_onnx).is_file():
-            result["reference"] = count_model(onnx.load(str(probe.fp32_onnx), load_external_data=False), shapes)
+            result["reference"] = count_model(onnx.load(str(probe.fp32_onnx)), shapes, feeds)
         if Path(probe.path).suffix == ".onnx":
-            result["candidate"] = count_model(onnx.load(str(probe.path), load_external_data=False), shapes)
+            result["candidate"] = count_model(onnx.load(str(probe.path)), shapes, feeds)
         elif "reference" in result:
             result["note"] = "the artifact is not ONNX: counts are those of the FP32 ONNX graph of the same model"
         if result:

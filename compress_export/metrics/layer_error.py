@@ -26,7 +26,8 @@ def quantized_pairs(model) -> dict[str, str]:
     return pairs
 
 
-def _run_with_outputs(model, names: list[str], batches) -> list[dict]:
+def _session_with_outputs(model, names: list[str]):
+    """An onnxruntime session that also returns the named intermediate tensors."""
     import onnx
     import onnxruntime as ort
 
@@ -40,12 +41,13 @@ def _run_with_outputs(model, names: list[str], batches) -> list[dict]:
     options.log_severity_level = 3
     session = ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
     inputs = {value.name for value in session.get_inputs()}
-    return [dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs}), strict=True))
-            for feeds in batches]
+    return lambda feeds: dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs}),
+                                  strict=True))
 
 
 def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
-    """One row per quantized activation, graph order: cosine (mean per sample) and SQNR."""
+    """One row per quantized activation, graph order: cosine (mean per sample) and SQNR. Batch by batch,
+    so memory holds one batch's intermediate tensors, not the subsample's."""
     import numpy as np
     import onnx
 
@@ -55,24 +57,22 @@ def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
     pairs = {tensor: dq for tensor, dq in quantized_pairs(quantized).items() if tensor in present}
     if not pairs:
         return []
-    feeds = _subsample(batches)
-    exact = _run_with_outputs(original, list(pairs), feeds)
-    rounded = _run_with_outputs(quantized, list(pairs.values()), feeds)
-    rows = []
-    for tensor, dequantized in pairs.items():
-        cosines, signal, noise = [], 0.0, 0.0
-        for want, got in zip(exact, rounded, strict=True):
-            a, b = np.asarray(want[tensor], np.float64), np.asarray(got[dequantized], np.float64)
+    run_exact = _session_with_outputs(original, list(pairs))
+    run_rounded = _session_with_outputs(quantized, list(pairs.values()))
+    stats = {tensor: ([], [0.0, 0.0]) for tensor in pairs}
+    for feeds in _subsample(batches):
+        exact, rounded = run_exact(feeds), run_rounded(feeds)
+        for tensor, dequantized in pairs.items():
+            a, b = np.asarray(exact[tensor], np.float64), np.asarray(rounded[dequantized], np.float64)
             if a.shape != b.shape:
-                break
-            flat_a, flat_b = a.reshape(len(a), -1) if a.ndim else a.reshape(1, 1), b.reshape(len(b), -1) if b.ndim \
-                else b.reshape(1, 1)
-            cosines.extend(cosine_rows(flat_a, flat_b).tolist())
-            signal += float((a**2).sum())
-            noise += float(((a - b) ** 2).sum())
-        if cosines:
-            rows.append({"tensor": tensor, "cosine": float(np.mean(cosines)), "sqnr_db": sqnr_db(signal, noise)})
-    return rows
+                continue
+            rows = (len(a), -1) if a.ndim else (1, 1)
+            cosines, energy = stats[tensor]
+            cosines.extend(cosine_rows(a.reshape(rows), b.reshape(rows)).tolist())
+            energy[0] += float((a**2).sum())
+            energy[1] += float(((a - b) ** 2).sum())
+    return [{"tensor": tensor, "cosine": float(np.mean(cosines)), "sqnr_db": sqnr_db(*energy)}
+            for tensor, (cosines, energy) in stats.items() if cosines]
 
 
 def _subsample(batches) -> list[dict]:

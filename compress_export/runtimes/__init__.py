@@ -5,9 +5,8 @@ is one module with a `Runner` subclass plus one line here."""
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import UsageError
+from ..lazy import resolve
 
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "compress_export.runtimes.onnxruntime:OnnxRuntimeRunner",
@@ -18,8 +17,6 @@ RUNTIMES: dict[str, str] = {
 
 def open_runner(runtime: str, path: str, threads: int | None = None):
     """A runner for the artifact at `path` (enter it as a context manager to load it)."""
-    try:
-        module, _, name = RUNTIMES[runtime].partition(":")
-    except KeyError:
-        raise UsageError(f"no runner for runtime {runtime!r}; known: {', '.join(RUNTIMES)}") from None
-    return getattr(importlib.import_module(module), name)(str(path), threads)
+    if runtime not in RUNTIMES:
+        raise UsageError(f"no runner for runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    return resolve(RUNTIMES[runtime])(str(path), threads)

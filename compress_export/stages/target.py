@@ -37,7 +37,7 @@ def build_target(job, target, bench) -> Report:
         artifact, suite, search, ranges = export_within_budget(job, target, ctx)
         artifact_path = folder / artifact.path
         report = Report.from_suite(target.name, job.config.gates, artifact_info(artifact, artifact_path), suite,
-                                   {**job.context(), **artifact.details}, list(artifact.notes))
+                                   {**job.context, **artifact.details}, list(artifact.notes))
         _compression_sections(job, target, report, folder)
         if search is not None:
             report.sensitivity = search.to_dict()

@@ -1,1 +1,2 @@
-"""Validation: one runner interface for every backend, a stateless comparator, a benchmark."""
+"""Validation helpers: the comparator that runs a candidate against the reference outputs, the benchmark
+and its worker, fusion analysis."""

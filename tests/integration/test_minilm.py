@@ -48,6 +48,12 @@ def test_minilm_static_int8_meets_the_budget_by_itself(tmp_path):
     inputs = {i.name: i for i in graph.input}
     assert set(inputs) == {"input_ids", "attention_mask"}
     assert not inputs["input_ids"].type.tensor_type.shape.dim[0].HasField("dim_value")
+    # 6 layers at seq 128: 4 x 128*384*384 + 2 x 128*384*1536 + 2 x 128*128*384 MACs each.
+    flops = int8["flops"]
+    assert flops["candidate"]["macs"] == flops["reference"]["macs"] == 6 * (4 * 128 * 384 * 384 + 2 * 128 * 384 * 1536
+                                                                        + 2 * 128 * 128 * 384)
+    assert flops["candidate"]["compute_ops"] == 48 and flops["candidate"]["compute_ops_without_shape"] == 0
+    assert len(int8["layer_error"]["tensors"]) >= 36  # the input of every weight MatMul at least
 
 
 def test_minilm_to_tflite_and_tflite_dynamic(tmp_path):
