@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import logging
 import pickle
 import sys
 from collections.abc import Mapping
@@ -50,7 +52,7 @@ def load_model(
             raise UsageError("--weights applies to PyTorch factories, not to Keras models")
         return KerasModel(load_keras(path, trust_pickle), path)
     if path.suffix == ".pt2":
-        return _load_exported_program(path)
+        return _load_exported_program(path, trust_pickle)
     if path.suffix in PICKLE_SUFFIXES:
         return _load_pickled_module(path, trust_pickle, inputs or data_specs)
     if ":" in spec:
@@ -70,16 +72,20 @@ def _require_specs(specs: tuple[TensorSpec, ...], what: str) -> tuple[TensorSpec
     return specs
 
 
-def _load_exported_program(path: Path) -> LoadedModel:
+def _load_exported_program(path: Path, trust_pickle: bool) -> LoadedModel:
     torch = require("torch", "torch")
+    from .pt2_archive import check_pt2
     from .torch_source import TorchModel
 
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    check_pt2(path, trust_pickle)
     try:
-        program = torch.export.load(str(path))
+        with _quiet_torch_export():
+            program = torch.export.load(str(path))
     except Exception as exc:
-        raise UsageError(f"{path}: not a readable torch.export program, the file may be corrupt ({exc})") from None
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path}: not a readable torch.export program, the file may be corrupt ({reason})") from None
     specs = []
     user_inputs = set(program.graph_signature.user_inputs)
     for node in program.graph.nodes:
@@ -91,6 +97,20 @@ def _load_exported_program(path: Path) -> LoadedModel:
             dims = ("batch",) + dims[1:] if dims else dims
             specs.append(TensorSpec(node.name, dims, str(value.dtype).removeprefix("torch.")))
     return TorchModel(program.module(), str(path), sha256_files(path), tuple(specs), exported=program)
+
+
+@contextlib.contextmanager
+def _quiet_torch_export():
+    """torch.export logs a full traceback for a corrupt archive before raising; the one-line error says it."""
+    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _load_pickled_module(path: Path, trust_pickle: bool, specs: tuple[TensorSpec, ...]) -> LoadedModel:

@@ -261,3 +261,22 @@ def test_tensorrt_commands_without_tensorrt(tmp_path, digits_onnx, digits_data):
                      "MinMaxCalibration")
     assert version.exit_code == 0
     assert (out / "trt-int8" / "calibration.cache").read_text().startswith("TRT-8601-MinMaxCalibration\n")
+
+
+@pytest.mark.parametrize("kind", ["sample_inputs", "pickled_weight", "opaque_constant"])
+def test_crafted_pt2_never_runs_code_without_trust_pickle(tmp_path, kind):
+    from tests.hostile_pt2 import crafted_archives
+
+    marker = tmp_path / "payload-ran"
+    archive = crafted_archives(tmp_path, marker)[kind]
+    result = invoke(archive, "--to", "onnx", "--random-data", "--out", tmp_path / "out", "--no-bench", "-q")
+    _assert_one_line_error(result, 2, "--trust-pickle")
+    assert not marker.exists()
+    assert not (tmp_path / "out" / "onnx").exists()
+
+
+def test_plain_pt2_passes_the_archive_check(tmp_path):
+    from compress_export.sources.pt2_archive import unsafe_members
+    from tests.hostile_pt2 import _base_archive
+
+    assert unsafe_members(_base_archive(tmp_path)) == []
