@@ -17,6 +17,7 @@ from .metrics import get_metrics
 from .metrics.base import ArtifactProbe
 from .metrics.gates import Gates
 from .metrics.tasks import get_task
+from .onnx_io import artifact_bytes
 from .pipeline import run
 from .ranges import RangeTable
 from .report import Report
@@ -79,7 +80,7 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
     context = {"bundle": str(folder), "source": manifest.get("source", {}), "task": task.name,
                "data": {"validation": {"samples": validation.samples, "origin": "the bundle's reference/ set"}},
                **{key: artifact[key] for key in ("engine_built", "validated_with") if key in artifact}}
-    info = {"path": artifact["path"], "size_bytes": path.stat().st_size, "sha256": manifest["files"][artifact["path"]],
+    info = {"path": artifact["path"], "size_bytes": artifact_bytes(path), "sha256": manifest["files"][artifact["path"]],
             "runtime": artifact["runtime"]}
     report = Report.from_suite(manifest["target"], limits, info, suite, context, notes)
     analyse(report, ArtifactProbe(path, artifact["runtime"], None, tuple(validation.batches)), task.metrics)
@@ -87,7 +88,7 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
         (by_batch,) = latency_in_subprocess([(artifact["runtime"], path)], sample, bench)
         memory = memory_in_subprocess(artifact["runtime"], path, sample, bench)
-        report.bench = {"candidate": flat_bench(by_batch, memory, path.stat().st_size, bench)}
+        report.bench = {"candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench)}
         recorded_report = folder / "report.json"
         if recorded_report.is_file():
             report.bench["recorded"] = json.loads(recorded_report.read_text()).get("bench", {}).get("candidate")

@@ -10,6 +10,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from .bundle_schema import check_manifest, unlisted_files
 from .errors import BundleIntegrityError, UsageError
 from .hashing import sha256_file
 
@@ -102,19 +103,22 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"{folder}: no readable {MANIFEST} ({exc})") from None
-    if manifest.get("schema") != SCHEMA:
-        raise UsageError(f"{path}: unknown bundle schema {manifest.get('schema')!r}")
+    if isinstance(manifest, dict) and manifest.get("schema") != SCHEMA:
+        raise BundleIntegrityError(f"{path}: unknown bundle schema {manifest.get('schema')!r}")
+    check_manifest(manifest, path)
     return manifest
 
 
 def verify_bundle(folder: Path) -> dict:
-    """The manifest, after checking that every file is present and matches its hash."""
+    """The manifest, after checking its shape, that it lists every file in the folder and nothing outside
+    it, and that every listed file is present, a plain file, and matches its hash."""
+    folder = Path(folder)
     manifest = read_manifest(folder)
-    problems = []
+    problems = [f"{name} is not listed in the manifest" for name in unlisted_files(folder, manifest["files"], MANIFEST)]
     for name, expected in manifest["files"].items():
         path = folder / name
-        if not path.is_file():
-            problems.append(f"{name} is missing")
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"{name} is missing" if not path.exists() else f"{name} is not a plain file")
         elif sha256_file(path) != expected:
             problems.append(f"{name} does not match its hash")
     if problems:

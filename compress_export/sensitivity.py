@@ -22,6 +22,7 @@ from .metrics import all_metrics
 from .metrics.gates import Gates, meets, ranking_key
 from .metrics.gates import score as gate_scores
 from .metrics.suite import MetricSuite
+from .onnx_io import session as onnx_session
 
 SUBSAMPLE = 64
 FOLDED_ACTIVATIONS = ("Relu", "Clip")
@@ -157,7 +158,7 @@ class Evaluator:
         model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original, float_tensors)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = onnx_session(model, options)
         names = [output.name for output in session.get_outputs()]
         suite = MetricSuite(list(self.batches[0][2]), self.metrics or all_metrics())
         for feeds, labels, expected in self.batches:

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from ..data import CalibrationData, batch_rows
+from ..onnx_io import save
 from .histogram import TensorHistogram
 
 # Beyond this magnitude a tensor carries masking constants (-3.4e38, -1e9), not signal:
@@ -35,7 +36,7 @@ def collect(
     stats = {name: TensorHistogram(num_bins) for name in tensors}
     with tempfile.TemporaryDirectory(prefix="ce-calib-") as tmp:
         augmented = Path(tmp) / "augmented.onnx"
-        onnx.save_model(model, str(augmented), save_as_external_data=model.ByteSize() > 1_500_000_000)
+        save(model, augmented)
         del model
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC

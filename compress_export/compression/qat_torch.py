@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data import CalibrationData
 from ..errors import UsageError
+from ..onnx_io import session as onnx_session
 from ..ranges import RangeTable
 from .losses import distillation_loss
 from .qat_settings import QatResult, QatSettings
@@ -64,7 +65,7 @@ def match_inputs(module, onnx_path: Path, candidates: list[str], feeds: dict[str
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(graph, options)
     inputs = {i.name for i in session.get_inputs()}
     values = dict(zip(candidates, session.run(candidates, {k: v for k, v in feeds.items() if k in inputs}),
                       strict=True))

@@ -10,6 +10,7 @@ import onnx
 
 from ..errors import ExportError
 from ..graph import nodes_touching, op_types, select_nodes
+from ..onnx_io import data_file, external_files, needs_external_data, save
 from ..specs import Artifact
 from .qdq import detach_float_readers, quantize_with_ranges, quiet_root_logger
 from .registry import ExportContext
@@ -24,7 +25,10 @@ def _artifact(ctx: ExportContext, target: str, notes: tuple[str, ...] = ()) -> A
 
 
 def export_fp32(ctx: ExportContext) -> Artifact:
-    shutil.copyfile(ctx.fp32_onnx, ctx.bundle_dir / MODEL_FILE)
+    if external_files(ctx.fp32_onnx):
+        save(onnx.load(str(ctx.fp32_onnx)), ctx.bundle_dir / MODEL_FILE)
+    else:
+        shutil.copyfile(ctx.fp32_onnx, ctx.bundle_dir / MODEL_FILE)
     return _artifact(ctx, "onnx")
 
 
@@ -35,7 +39,7 @@ def export_fp16(ctx: ExportContext) -> Artifact:
         model = convert_float_to_float16(onnx.load(str(ctx.fp32_onnx)), keep_io_types=True)
     except Exception as exc:
         raise ExportError(f"FP16 conversion failed: {exc}") from None
-    onnx.save_model(model, str(ctx.bundle_dir / MODEL_FILE))
+    save(model, ctx.bundle_dir / MODEL_FILE)
     return _artifact(ctx, "onnx-fp16")
 
 
@@ -78,11 +82,13 @@ def export_dynamic(ctx: ExportContext) -> Artifact:
         model = onnx.load(str(ctx.fp32_onnx))
         del model.graph.value_info[:]
         stripped = Path(tmp) / "model.onnx"
-        onnx.save_model(model, str(stripped))
+        save(model, stripped)
+        data_file(ctx.bundle_dir / MODEL_FILE).unlink(missing_ok=True)
         try:
             quantize_dynamic(
                 str(stripped), str(ctx.bundle_dir / MODEL_FILE), op_types_to_quantize=wanted,
                 per_channel=ctx.recipe.per_channel, weight_type=QuantType.QInt8,
+                use_external_data_format=needs_external_data(stripped),
             )
         except Exception as exc:
             raise ExportError(f"dynamic quantization failed: {type(exc).__name__}: {exc}") from None

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from ..errors import ExportError
+from ..onnx_io import data_file, needs_external_data, save
 
 
 @contextlib.contextmanager
@@ -45,6 +46,7 @@ def quantize_with_ranges(
     tensors = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()})
     options = {"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True, **dict(extra_options)}
+    data_file(output).unlink(missing_ok=True)  # a re-export would append to the old weights
     with tempfile.TemporaryDirectory(prefix="ce-qdq-") as tmp:
         cache = Path(tmp) / "ranges.ort.json"
         save_tensors_data(tensors, cache)
@@ -56,7 +58,7 @@ def quantize_with_ranges(
                     activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
                     weight_type=QuantType.QInt8, nodes_to_quantize=list(nodes),
                     calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
-                    extra_options=options,
+                    extra_options=options, use_external_data_format=needs_external_data(fp32),
                 )
         except Exception as exc:
             raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
@@ -90,7 +92,7 @@ def detach_float_readers(quantized: Path, original: onnx.ModelProto, quantized_n
             rewired += 1
     if rewired:
         _drop_unread_qdq(model)
-        onnx.save_model(model, str(quantized))
+        save(model, quantized)
     return rewired
 
 

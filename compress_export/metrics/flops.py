@@ -109,6 +109,8 @@ def _measured_shapes(model, feeds: dict) -> dict[str, tuple]:
     import onnx
     import onnxruntime as ort
 
+    from .. import onnx_io
+
     constants = {init.name for init in model.graph.initializer}
     wanted = list(dict.fromkeys(name for node in model.graph.node if node.op_type in COMPUTE_OPS
                                 for name in (*node.input, *node.output) if name and name not in constants))
@@ -123,7 +125,7 @@ def _measured_shapes(model, feeds: dict) -> dict[str, tuple]:
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        session = ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = onnx_io.session(copy, options)
         inputs = {value.name for value in session.get_inputs()}
         values = session.run(wanted, {k: v for k, v in feeds.items() if k in inputs})
     except Exception:  # a graph that will not run this way keeps the inferred shapes

@@ -31,6 +31,8 @@ def _session_with_outputs(model, names: list[str]):
     import onnx
     import onnxruntime as ort
 
+    from .. import onnx_io
+
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     present = {out.name for out in copy.graph.output}
@@ -39,7 +41,7 @@ def _session_with_outputs(model, names: list[str]):
             copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = onnx_io.session(copy, options)
     inputs = {value.name for value in session.get_inputs()}
     return lambda feeds: dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs}),
                                   strict=True))

@@ -9,6 +9,7 @@ import onnx
 
 from ..errors import UsageError
 from ..hashing import sha256_files
+from ..onnx_io import external_files, save
 from ..runtimes.base import Runner
 from ..runtimes.onnxruntime import OnnxRuntimeRunner
 from ..specs import TensorSpec
@@ -26,18 +27,24 @@ _ONNX_TO_NUMPY = {
 }
 
 
-def read_onnx(path: Path) -> onnx.ModelProto:
+def read_onnx(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
+    """The checked model; its external data (weights beside the graph) is loaded only when asked."""
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise UsageError(f"{path}: not a readable ONNX model, the file may be corrupt or truncated ({exc})") from None
     if not model.graph.node:
         raise UsageError(f"{path}: the ONNX file holds no graph (corrupt or truncated?)")
+    missing = [file.name for file in external_files(path) if not file.is_file()]
+    if missing:
+        raise UsageError(f"{path}: its weights are in {', '.join(missing)}, which is missing beside it")
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))  # by path: external data and models over 2 GB
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UsageError(f"{path}: invalid ONNX model ({first})") from None
+    if load_external_data:
+        onnx.load_external_data_for_model(model, str(Path(path).parent))
     return model
 
 
@@ -60,16 +67,14 @@ class OnnxModel(LoadedModel):
     framework = "onnx"
 
     def __init__(self, path: Path):
-        model = read_onnx(path)
-        super().__init__(str(path), sha256_files(path), onnx_input_specs(model))
+        model = read_onnx(path, load_external_data=False)  # the graph alone: weights stay on disk
+        self.external = external_files(path)
+        super().__init__(str(path), sha256_files(path, *self.external), onnx_input_specs(model))
         self.path = path
-        self.uses_external_data = any(
-            onnx.external_data_helper.uses_external_data(init) for init in model.graph.initializer
-        )
 
     def export_onnx(self, path: Path, example: dict) -> None:
-        if self.uses_external_data:
-            onnx.save_model(onnx.load(str(self.path)), str(path), save_as_external_data=False)
+        if self.external:
+            save(onnx.load(str(self.path)), path)  # one data file beside the copy, named after it
         else:
             shutil.copyfile(self.path, path)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..onnx_io import artifact_bytes
 from ..validators.bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
 
 
@@ -32,9 +33,9 @@ class Benchmarker:
         candidate_memory = memory_in_subprocess(runtime, path, self.sample, self.settings)
         self.bar.update(1)
         result = {
-            "reference": flat_bench(reference, self.reference_memory[reference_path], reference_path.stat().st_size,
+            "reference": flat_bench(reference, self.reference_memory[reference_path], artifact_bytes(reference_path),
                                     self.settings),
-            "candidate": flat_bench(candidate, candidate_memory, path.stat().st_size, self.settings),
+            "candidate": flat_bench(candidate, candidate_memory, artifact_bytes(path), self.settings),
             "method": "reference and candidate timed interleaved in one process; peak RSS each in its own",
         }
         result["ratios"] = ratios(result["reference"], result["candidate"])

@@ -13,6 +13,7 @@ from ..errors import ExportError
 from ..job import ValidationSet
 from ..metrics import get_metrics
 from ..metrics.tasks import get_task
+from ..onnx_io import save
 from ..runtimes import open_runner
 from ..validators.compare import compare
 
@@ -23,11 +24,11 @@ def export_fp32(model, path: Path, example: dict) -> None:
     model.export_onnx(path, example)
     graph = onnx.load(str(path))
     _name_unnamed_nodes(graph)
+    save(graph, path)
     try:
-        onnx.checker.check_model(graph)
+        onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported ONNX model is invalid: {str(exc).splitlines()[0]}") from None
-    onnx.save_model(graph, str(path))
 
 
 def _name_unnamed_nodes(graph: onnx.ModelProto) -> None:

@@ -10,6 +10,7 @@ from ..bundle import BundleWriter, write_manifest
 from ..exporters import ExportContext, get_target
 from ..hashing import sha256_file
 from ..metrics.base import ArtifactProbe
+from ..onnx_io import artifact_bytes
 from ..report import Report
 from ..sensitivity import markdown as sensitivity_markdown
 from ..sensitivity import plot_sensitivity
@@ -59,7 +60,7 @@ def build_target(job, target, bench) -> Report:
 
 
 def artifact_info(artifact, path: Path) -> dict:
-    return {"path": artifact.path, "size_bytes": path.stat().st_size, "sha256": sha256_file(path),
+    return {"path": artifact.path, "size_bytes": artifact_bytes(path), "sha256": sha256_file(path),
             "runtime": artifact.runtime}
 
 
@@ -97,7 +98,7 @@ def _original_side(job, target) -> dict:
         artifact = target.run_export(export_context(job, target, folder, original=True))
         suite = validate(artifact, folder, job)
         return {"parity": suite.parity(), "metrics": suite.metrics(),
-                "size_bytes": (folder / artifact.path).stat().st_size}
+                "size_bytes": artifact_bytes(folder / artifact.path)}
 
 
 def baseline(job, target) -> tuple[str, Path]:

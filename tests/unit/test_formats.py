@@ -121,16 +121,64 @@ def test_bundle_writer_replaces_on_success(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
+def _bundle(folder):
+    (folder / "model.onnx").write_bytes(b"weights")
+    (folder / "reference").mkdir()
+    (folder / "reference" / "inputs.npz").write_bytes(b"inputs")
+    (folder / "reference" / "outputs.npz").write_bytes(b"outputs")
+    return write_manifest(folder, {"target": "onnx", "artifact": {"path": "model.onnx", "runtime": "onnxruntime"},
+                                   "gates": {"min_cosine": 0.99}})
+
+
 def test_manifest_hashes_and_tamper_detection(tmp_path):
-    (tmp_path / "model.onnx").write_bytes(b"weights")
-    (tmp_path / "reference").mkdir()
-    (tmp_path / "reference" / "inputs.npz").write_bytes(b"inputs")
-    manifest = write_manifest(tmp_path, {"target": "onnx"})
-    assert set(manifest["files"]) == {"model.onnx", "reference/inputs.npz"}
+    manifest = _bundle(tmp_path)
+    assert set(manifest["files"]) == {"model.onnx", "reference/inputs.npz", "reference/outputs.npz"}
     assert verify_bundle(tmp_path)["target"] == "onnx"
     (tmp_path / "model.onnx").write_bytes(b"weightz")
     with pytest.raises(BundleIntegrityError, match="model.onnx does not match its hash"):
         verify_bundle(tmp_path)
     (tmp_path / "reference" / "inputs.npz").unlink()
     with pytest.raises(BundleIntegrityError, match="missing"):
+        verify_bundle(tmp_path)
+
+
+def _edit_manifest(folder, change):
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(change(data)))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: [m], "JSON object"),
+    (lambda m: {k: v for k, v in m.items() if k != "files"}, "'files'"),
+    (lambda m: {k: v for k, v in m.items() if k != "gates"}, "'gates'"),
+    (lambda m: {**m, "artifact": {**m["artifact"], "path": "../../etc/passwd"}}, "not among"),
+    (lambda m: {**m, "files": {**m["files"], "../outside.onnx": "0" * 64}}, "outside the bundle"),
+    (lambda m: {**m, "files": {**m["files"], "/etc/passwd": "0" * 64}}, "outside the bundle"),
+    (lambda m: {**m, "files": {k: v for k, v in m["files"].items() if k != "reference/outputs.npz"}},
+     "reference/outputs.npz"),
+    (lambda m: {**m, "files": {**m["files"], "model.onnx": "not-a-hash"}}, "sha256"),
+    (lambda m: {**m, "gates": {"min_cosine": "0.99"}}, "finite number"),
+    (lambda m: {**m, "schema": "other"}, "schema"),
+])
+def test_malformed_manifests_are_refused_naming_the_problem(tmp_path, change, message):
+    _bundle(tmp_path)
+    _edit_manifest(tmp_path, change)
+    with pytest.raises(BundleIntegrityError, match=message):
+        verify_bundle(tmp_path)
+
+
+def test_a_file_the_manifest_does_not_list_is_refused(tmp_path):
+    _bundle(tmp_path)
+    (tmp_path / "reference" / "extra.npz").write_bytes(b"planted")
+    with pytest.raises(BundleIntegrityError, match="reference/extra.npz is not listed"):
+        verify_bundle(tmp_path)
+
+
+def test_a_replaced_file_dropped_from_the_list_is_refused(tmp_path):
+    _bundle(tmp_path)
+    (tmp_path / "reference" / "outputs.npz").write_bytes(b"forged")
+    _edit_manifest(tmp_path, lambda m: {**m, "files": {k: v for k, v in m["files"].items()
+                                                         if k != "reference/outputs.npz"}})
+    with pytest.raises(BundleIntegrityError):
         verify_bundle(tmp_path)

@@ -1,0 +1,86 @@
+"""Reading and writing ONNX models of any size. Protobuf cannot serialize 2 GB, so large models keep their
+weights in one external data file beside the graph (`model.onnx.data`), and in-memory sessions of a
+large model go through a temporary folder."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+import onnx
+
+PROTOBUF_LIMIT = 2**31 - 1
+# Models larger than this are written with external data. Below the protobuf limit, with room for the
+# graph itself; tests lower it to exercise the external-data path on small models.
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
+def data_file(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".data")
+
+
+def save(model: onnx.ModelProto, path: Path) -> None:
+    """Write `model` to `path`, its weights to `path.data` when it is large. onnx moves the weights out of
+    the in-memory model as it writes them there: save a model once, or load it again."""
+    path = Path(path)
+    data = data_file(path)
+    data.unlink(missing_ok=True)  # onnx appends to an existing data file
+    if model.ByteSize() > EXTERNAL_DATA_BYTES:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+    else:
+        onnx.save_model(model, str(path))
+
+
+def needs_external_data(path: Path) -> bool:
+    """Whether rewriting the model at `path` must use external data (onnxruntime's quantizers ask)."""
+    total = Path(path).stat().st_size + sum(f.stat().st_size for f in external_files(path))
+    return total > EXTERNAL_DATA_BYTES
+
+
+def external_files(path: Path) -> list[Path]:
+    """The external data files the model at `path` reads, read from the graph without loading them."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    locations = {ExternalDataInfo(tensor).location for tensor in _tensors(model) if uses_external_data(tensor)}
+    return [Path(path).parent / location for location in sorted(locations)]
+
+
+def _tensors(model: onnx.ModelProto):
+    yield from model.graph.initializer
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+
+
+def size_on_disk(path: Path) -> int:
+    """The graph file and its external data together."""
+    return Path(path).stat().st_size + sum(f.stat().st_size for f in external_files(path) if f.is_file())
+
+
+@contextlib.contextmanager
+def as_file(model: onnx.ModelProto):
+    """A path holding `model` (through external data when it is large), for APIs that take paths."""
+    with tempfile.TemporaryDirectory(prefix="ce-model-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        save(model, path)
+        yield path
+
+
+def session(model: onnx.ModelProto, options=None):
+    """An onnxruntime CPU session of an in-memory model of any size."""
+    import onnxruntime as ort
+
+    if model.ByteSize() < PROTOBUF_LIMIT:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    with as_file(model) as path:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def artifact_bytes(path: Path) -> int:
+    """An artifact's size on disk: an ONNX graph with its external data, any other file as it is."""
+    path = Path(path)
+    return size_on_disk(path) if path.suffix == ".onnx" else path.stat().st_size
