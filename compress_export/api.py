@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import verify_bundle
+from .bundle import verify_bundle, write_text_atomic
 from .data import LABEL_KEY, batch_rows
 from .errors import UsageError
 from .exporters import get_target
@@ -50,12 +50,9 @@ def calibrate(model: str, out: Path, *, recipe: QuantRecipe = QuantRecipe(), pro
         fp32 = Path(tmp) / "model.fp32.onnx"
         export_fp32(loaded, fp32, next(data.batches()))
         table = calibrate_onnx(fp32, data, recipe, progress)
-    partial = out.with_name(f".{out.name}.partial")
     try:
-        table.save(partial)
-        partial.replace(out)
+        write_text_atomic(out, table.to_json())
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise UsageError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     return table
 

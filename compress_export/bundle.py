@@ -76,6 +76,18 @@ class BundleWriter:
             shutil.rmtree(retired, ignore_errors=True)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """The whole file or none of it: written beside it under a dot name, then renamed into place."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 def write_manifest(folder: Path, info: dict) -> dict:
     files = {
         path.relative_to(folder).as_posix(): sha256_file(path)
@@ -89,9 +101,7 @@ def write_manifest(folder: Path, info: dict) -> dict:
         "libraries": library_versions(),
         "platform": platform_info(),
     }
-    partial = folder / f".{MANIFEST}.partial"
-    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, folder / MANIFEST)
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

@@ -1,13 +1,15 @@
 """The command line: a thin layer that builds a config and calls the Python API.
 
 Exit codes: 0 passed, 1 a validation gate failed, 2 usage or input error, 3 missing optional
-dependency or device, 4 conversion/export error, 70 internal error, 130 interrupted.
+dependency or device, 4 conversion/export error, 70 internal error, 130 interrupted, 143 terminated.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -18,10 +20,13 @@ from . import __version__
 from .errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
     CompressExportError,
     UsageError,
 )
 from .options import (
+    FiniteFloat,
     bench_options,
     build_bench,
     build_compression,
@@ -43,6 +48,10 @@ from .options import (
     tflite_options,
 )
 
+# Where writing a bundle, a report or ranges fails for the user's reasons, not ours.
+FILE_SYSTEM_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                      errno.ENAMETOOLONG}
+
 ROOT_HELP = """Compress a trained model, export it for a target, and prove the result.
 
 \b
@@ -59,7 +68,7 @@ Run `compress-export export --help` for every option of the main job.
 
 \b
 Exit codes: 0 passed, 1 a gate failed, 2 usage or input error, 3 missing optional
-dependency, 4 export error, 70 internal error, 130 interrupted.
+dependency, 4 export error, 70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 
@@ -81,12 +90,21 @@ class ModelFirstGroup(click.Group):
         except click.ClickException as error:
             error.show()
             code = error.exit_code
+        except Terminated:
+            click.echo("terminated: nothing was written in place of the previous bundle", err=True)
+            code = EXIT_TERMINATED
         except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("interrupted: nothing was written in place of the previous bundle", err=True)
             code = EXIT_INTERRUPTED
         except CompressExportError as error:
             click.echo(f"error: {error}", err=True)
             code = error.exit_code
+        except OSError as error:
+            if error.errno not in FILE_SYSTEM_ERRORS:
+                raise
+            where = error.filename or "a file"
+            click.echo(f"error: cannot write {where}: {error.strerror or error} (nothing partial was left)", err=True)
+            code = EXIT_USAGE
         except Exception:
             traceback.print_exc()
             click.echo("internal error: this is a bug in compress-export; please report it with the trace above",
@@ -113,6 +131,17 @@ def _inputs(texts: tuple[str, ...]):
     from .specs import TensorSpec
 
     return tuple(TensorSpec.parse(text) for text in texts)
+
+
+def _write_text(path: Path, text: str, option: str) -> None:
+    from .bundle import write_text_atomic
+
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _print_summary(result, as_json: bool, quiet: bool) -> None:
@@ -152,7 +181,7 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
 @data_options
 @click.option("--val-data", type=click.Path(exists=True), metavar="NPZ|DIR",
               help="Held-out data for validation (default: a held-out split of --calib-data).")
-@click.option("--holdout", type=click.FloatRange(0.05, 0.9), default=0.2, show_default=True,
+@click.option("--holdout", type=FiniteFloat(0.05, 0.9), default=0.2, show_default=True,
               help="Fraction of --calib-data held out for validation when --val-data is not given.")
 @click.option("--ranges", "ranges_from", type=click.Path(exists=True, dir_okay=False),
               help="Use this ranges.json instead of calibrating.")
@@ -166,7 +195,8 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
 @tensorrt_options
 @tflite_options
 @qat_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, random data and training.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed for splits, random data and training.")
 @output_options
 def export_command(**o) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
@@ -236,7 +266,7 @@ def validate_command(**o) -> int:
                              **pop_gate_overrides(o))
     data = report.to_dict()
     if o["report_path"]:
-        Path(o["report_path"]).write_text(json.dumps(data, indent=2) + "\n")
+        _write_text(Path(o["report_path"]), json.dumps(data, indent=2) + "\n", "--report")
     if as_json:
         click.echo(json.dumps(data, indent=2))
     if not quiet:
@@ -315,7 +345,17 @@ def targets_command() -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM (what CI runners and container stops send), unwound like Ctrl-C so that temporary
+    folders are removed and the previous bundle stays."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli.main(prog_name="compress-export")
 
 

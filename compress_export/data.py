@@ -1,4 +1,5 @@
-"""Calibration and validation data: `.npz` files whose keys are input names (+ optional `label`).
+"""Calibration and validation data: `.npz` files whose keys are input names (+ optional `label`), or `.npy`
+files (and `.npz` files with one array under another key) for single-input models.
 
 Files are read one at a time and sliced into batches, so memory follows the batch size,
 not the number of samples. Batches may differ in size and sequence length.
@@ -7,24 +8,27 @@ not the number of samples. Batches may differ in size and sequence length.
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .data_files import data_files, read_arrays
 from .errors import UsageError
 from .hashing import sha256_file
+from .labels import check_labels, class_ids
 from .specs import TensorSpec
 
 LABEL_KEY = "label"
+MAX_RANDOM_BYTES = 4 << 30
 
 
 @dataclass(frozen=True)
 class Shard:
     path: Path
     indices: tuple[int, ...]
+    renamed: tuple[tuple[str, str], ...] = ()  # (input name, the key that holds it in this file)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class CalibrationData:
     source: str = ""
     synthetic: bool = False
     random_seed: int = 0
+    one_hot_labels: bool = False
 
     def __len__(self) -> int:
         return sum(len(shard.indices) for shard in self.shards)
@@ -58,11 +63,15 @@ class CalibrationData:
     def batches(self, labels: bool = False) -> Iterator[dict[str, np.ndarray]]:
         """Yield feeds (and `label` when asked and present), shard by shard."""
         for shard in self.shards:
-            arrays = _read_npz(shard.path)
+            arrays = read_arrays(shard.path)
+            arrays.update({name: arrays[key] for name, key in shard.renamed})
             keys = self.input_names + ([LABEL_KEY] if labels and self.has_labels else [])
             for start in range(0, len(shard.indices), self.batch_size):
                 rows = np.asarray(shard.indices[start : start + self.batch_size])
-                yield {key: _cast(arrays[key][rows], self._dtype(key)) for key in keys}
+                batch = {key: _cast(arrays[key][rows], self._dtype(key)) for key in keys}
+                if LABEL_KEY in batch:
+                    batch[LABEL_KEY] = class_ids(batch[LABEL_KEY])
+                yield batch
 
     def _dtype(self, key: str) -> np.dtype | None:
         for spec in self.specs:
@@ -76,7 +85,7 @@ class CalibrationData:
         for shard in self.shards:
             if left <= 0:
                 break
-            shards.append(Shard(shard.path, shard.indices[:left]))
+            shards.append(replace(shard, indices=shard.indices[:left]))
             left -= len(shard.indices[:left])
         return replace(self, shards=tuple(shards))
 
@@ -88,21 +97,27 @@ class CalibrationData:
             count = len(shard.indices)
             held = int(round(count * holdout_fraction)) if count > 1 else 0
             chosen = set(rng.choice(count, size=held, replace=False).tolist()) if held else set()
-            hold.append(Shard(shard.path, tuple(i for n, i in enumerate(shard.indices) if n in chosen)))
-            keep.append(Shard(shard.path, tuple(i for n, i in enumerate(shard.indices) if n not in chosen)))
+            hold.append(replace(shard, indices=tuple(i for n, i in enumerate(shard.indices) if n in chosen)))
+            keep.append(replace(shard, indices=tuple(i for n, i in enumerate(shard.indices) if n not in chosen)))
         return (
             replace(self, shards=tuple(s for s in keep if s.indices)),
             replace(self, shards=tuple(s for s in hold if s.indices)),
         )
 
     def describe(self) -> dict:
-        return {
+        described = {
             "source": self.source,
             "samples": len(self),
             "files": len(self.shards),
             "synthetic": self.synthetic,
             "fingerprint": self.fingerprint,
         }
+        renamed = sorted({f"{key} -> {name}" for shard in self.shards for name, key in shard.renamed})
+        if renamed:
+            described["renamed"] = renamed  # a single-input model fed from a file with one array under another key
+        if self.one_hot_labels:
+            described["labels"] = "one-hot rows, read as class ids by argmax"
+        return described
 
 
 def batch_rows(feeds: dict[str, np.ndarray]) -> int:
@@ -110,29 +125,10 @@ def batch_rows(feeds: dict[str, np.ndarray]) -> int:
     return len(next(iter(feeds.values())))
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
-
-
 def _cast(array: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
     if dtype is None or array.dtype == dtype:
         return array
     return array.astype(dtype)
-
-
-def _npz_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(path.rglob("*.npz"))
-        if not files:
-            raise UsageError(f"{path}: folder has no .npz files")
-        return files
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    return [path]
 
 
 def _compatible(data: np.dtype, wanted: np.dtype) -> bool:
@@ -144,11 +140,11 @@ def _compatible(data: np.dtype, wanted: np.dtype) -> bool:
 
 def infer_specs(path: str | Path) -> tuple[TensorSpec, ...]:
     """Input specs from data alone: dim 0 is the batch; a dim that differs between files is dynamic."""
-    files = _npz_files(Path(path))
+    files = data_files(Path(path))
     shapes: dict[str, list[tuple[int, ...]]] = {}
     dtypes: dict[str, np.dtype] = {}
     for file in files:
-        for key, array in _read_npz(file).items():
+        for key, array in read_arrays(file).items():
             if key == LABEL_KEY:
                 continue
             shapes.setdefault(key, []).append(array.shape)
@@ -172,20 +168,39 @@ def load_npz_data(
     """Read and check every file once: keys, ranks, fixed dims, dtypes, finite values."""
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
-    files = _npz_files(Path(path))
-    shards, has_labels = [], True
+    if not specs:
+        raise UsageError("the model declares no inputs: there is nothing to feed it")
+    files = data_files(Path(path))
+    shards, has_labels, one_hot = [], True, False
     for file in files:
-        arrays = _read_npz(file)
+        arrays = read_arrays(file)
+        renamed = _single_input_key(file, arrays, specs)
+        arrays.update({name: arrays[key] for name, key in renamed})
         count = _check_file(file, arrays, specs)
         has_labels = has_labels and LABEL_KEY in arrays
+        if LABEL_KEY in arrays:
+            one_hot = check_labels(file, arrays[LABEL_KEY]) or one_hot
         if count:
-            shards.append(Shard(file, tuple(range(count))))
-    data = CalibrationData(tuple(shards), tuple(specs), batch_size, has_labels, source=str(path))
+            shards.append(Shard(file, tuple(range(count)), renamed))
+    data = CalibrationData(tuple(shards), tuple(specs), batch_size, has_labels, source=str(path),
+                           one_hot_labels=one_hot)
     if limit is not None:
         data = data.take(limit)
     if len(data) == 0:
         raise UsageError(f"{path}: no samples")
     return data
+
+
+def _single_input_key(file: Path, arrays: dict[str, np.ndarray], specs: Sequence[TensorSpec]
+                      ) -> tuple[tuple[str, str], ...]:
+    """A single-input model takes a file's one array whatever its key: nothing is ambiguous."""
+    keys = [key for key in arrays if key != LABEL_KEY]
+    if len(specs) == 1 and specs[0].name not in arrays and len(keys) == 1:
+        return ((specs[0].name, keys[0]),)
+    if file.suffix == ".npy" and len(specs) > 1:
+        raise UsageError(f"{file}: a .npy file holds one array, and this model has {len(specs)} inputs "
+                         f"({', '.join(spec.name for spec in specs)}): give an .npz with one key per input")
+    return ()
 
 
 def _check_file(file: Path, arrays: dict[str, np.ndarray], specs: Sequence[TensorSpec]) -> int:
@@ -230,12 +245,22 @@ def random_data(
     """Synthetic samples for when no real data exists; reports say so."""
     rng = np.random.default_rng(seed)
     arrays = {}
+    if not specs:
+        raise UsageError("the model declares no inputs: there is nothing to feed it")
+    needed = 0
     for spec in specs:
-        shape = [samples] + [d if isinstance(d, int) else 0 for d in spec.shape[1:]]
-        if 0 in shape[1:]:
+        dims = [d if isinstance(d, int) else 0 for d in spec.shape[1:]]
+        if 0 in dims or any(d < 0 for d in dims):
             raise UsageError(
                 f"random data needs fixed dims for {spec.name!r} {_shape_text(spec)}: give --input with sizes"
             )
+        needed += samples * float(np.prod(dims, dtype=np.float64)) * spec.np_dtype.itemsize
+    if needed > MAX_RANDOM_BYTES:
+        raise UsageError(f"random data for this model would take {needed / 2**30:.3g} GiB "
+                         f"({samples} samples of {', '.join(f'{s.name} {_shape_text(s)}' for s in specs)}): "
+                         "give --input with smaller sizes or real --calib-data")
+    for spec in specs:
+        shape = [samples] + [d if isinstance(d, int) else 0 for d in spec.shape[1:]]
         if spec.np_dtype.kind == "f":
             arrays[spec.name] = rng.standard_normal(shape).astype(spec.np_dtype)
         else:

@@ -71,13 +71,13 @@ def as_file(model: onnx.ModelProto):
 
 
 def session(model: onnx.ModelProto, options=None):
-    """An onnxruntime CPU session of an in-memory model of any size."""
-    import onnxruntime as ort
+    """An onnxruntime CPU session (runtimes.ort_session.Session) of an in-memory model of any size."""
+    from .runtimes.ort_session import Session
 
     if model.ByteSize() < PROTOBUF_LIMIT:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return Session(model.SerializeToString(), options)
     with as_file(model) as path:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return Session(str(path), options)
 
 
 def artifact_bytes(path: Path) -> int:

@@ -11,14 +11,11 @@ import click
 CALIBRATORS = ("entropy", "minmax", "percentile", "mse")
 
 
-class FiniteFloat(click.ParamType):
-    name = "float"
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses NaN and infinity (click's FloatRange lets NaN through)."""
 
     def convert(self, value, param, ctx):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
+        number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
@@ -73,7 +70,7 @@ data_options = _stack(
 quant_options = _stack(
     click.option("--calibrator", type=click.Choice(CALIBRATORS), default="entropy", show_default=True,
                  help="How activation ranges are chosen from the collected histograms."),
-    click.option("--percentile", type=click.FloatRange(50, 100, min_open=True), default=99.99, show_default=True,
+    click.option("--percentile", type=FiniteFloat(50, 100, min_open=True), default=99.99, show_default=True,
                  help="Percentile kept by --calibrator percentile."),
     click.option("--num-bins", type=click.Choice(["512", "1024", "2048", "4096", "8192"]), default="2048",
                  show_default=True, help="Histogram bins on each side of zero."),
@@ -144,7 +141,7 @@ bench_options = _stack(
                  help="Batch sizes to benchmark."),
     click.option("--bench-runs", type=click.IntRange(min=1), default=1000, show_default=True,
                  help="Most timed runs per batch size (fewer if --bench-seconds runs out)."),
-    click.option("--bench-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+    click.option("--bench-seconds", type=FiniteFloat(min=0), default=2.0, show_default=True,
                  help="Time budget per batch size."),
     click.option("--no-bench", is_flag=True, help="Skip the latency and memory benchmark."),
 )
@@ -203,9 +200,9 @@ qat_options = _stack(
     click.option("--qat-epochs", type=click.IntRange(min=1), default=3, show_default=True,
                  help="--qat: passes over the data."),
     click.option("--qat-steps", type=click.IntRange(min=1), help="--qat: stop after this many steps instead."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True,
+    click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-5, show_default=True,
                  help="--qat: learning rate of the weights (activation ranges learn at 10x)."),
-    click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+    click.option("--alpha", type=FiniteFloat(0, 1), default=0.5, show_default=True,
                  help="--qat with labels: weight of the task loss against distillation."),
 )
 

@@ -6,7 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from .bundle import ensure_writable
+from .bundle import ensure_writable, write_text_atomic
 from .exporters import parse_targets
 from .job import Job, PipelineConfig, RunResult, ValidationSet
 from .stages.benchmark import Benchmarker
@@ -43,6 +43,6 @@ def run(config: PipelineConfig) -> RunResult:
             if bench:
                 bench.close()
     result = RunResult(job.reports, job.bundles)
-    (job.out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    write_text_atomic(job.out / "summary.json", json.dumps(result.summary(), indent=2) + "\n")
     plot_summary(job.reports, job.out / "tradeoff.png")
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,14 +48,18 @@ class RangeTable:
 
     @classmethod
     def from_dict(cls, data: dict) -> RangeTable:
-        if data.get("schema") != SCHEMA:
-            raise UsageError(f"not a compress-export range table (schema {data.get('schema')!r})")
+        """A table from its JSON form; every value is checked, since a user may have written it."""
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            schema = data.get("schema") if isinstance(data, dict) else type(data).__name__
+            raise UsageError(f"not a compress-export range table (schema {schema!r})")
+        if not isinstance(data.get("ranges"), dict) or not isinstance(data.get("skipped", {}), dict):
+            raise UsageError("'ranges' and 'skipped' must be objects keyed by tensor name")
         return cls(
-            method=data["method"],
-            ranges={name: (float(lo), float(hi)) for name, (lo, hi) in data["ranges"].items()},
-            model_sha256=data.get("model_sha256", ""),
-            data_fingerprint=data.get("data_fingerprint", ""),
-            skipped=dict(data.get("skipped", {})),
+            method=str(data.get("method", "")),
+            ranges={name: _checked_range(name, value) for name, value in data["ranges"].items()},
+            model_sha256=str(data.get("model_sha256", "")),
+            data_fingerprint=str(data.get("data_fingerprint", "")),
+            skipped={str(name): str(reason) for name, reason in data.get("skipped", {}).items()},
         )
 
     def to_trt_cache(self, version: int | None = None, algorithm: str | None = None,
@@ -86,5 +91,19 @@ class RangeTable:
     def load(cls, path: str | Path) -> RangeTable:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
+        except UsageError as exc:
+            raise UsageError(f"{path}: {exc}") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot read range table {path}: {exc}") from None
+
+
+def _checked_range(name: str, value) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2 or any(isinstance(v, bool) for v in value):
+        raise UsageError(f"range of {name!r} must be [lo, hi], not {value!r}")
+    try:
+        lo, hi = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        raise UsageError(f"range of {name!r} must be two numbers, not {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise UsageError(f"range of {name!r} must be finite with lo <= hi, not {value!r}")
+    return lo, hi

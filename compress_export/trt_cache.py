@@ -8,6 +8,7 @@ interchange format of implicit-quantization deployments.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from collections.abc import Mapping
@@ -69,5 +70,8 @@ def parse_cache(text: str, source: str = "calibration cache") -> CalibrationCach
         name, sep, value = line.rpartition(": ")
         if not sep or not name or not re.fullmatch(r"[0-9a-fA-F]{1,8}", value):
             raise UsageError(f"{source}: line {number} is not 'tensor_name: hex' ({line[:60]!r})")
-        scales[name] = hex_to_scale(value)
+        scale = hex_to_scale(value)
+        if not (math.isfinite(scale) and scale >= 0):
+            raise UsageError(f"{source}: line {number}: the scale of {name!r} is {scale}, not a finite number >= 0")
+        scales[name] = scale
     return CalibrationCache(int(header.group(1)), header.group(2), scales)

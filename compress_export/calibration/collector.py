@@ -11,6 +11,7 @@ import onnx
 
 from ..data import CalibrationData, batch_rows
 from ..onnx_io import save
+from ..runtimes.ort_session import Session
 from .histogram import TensorHistogram
 
 # Beyond this magnitude a tensor carries masking constants (-3.4e38, -1e9), not signal:
@@ -40,7 +41,7 @@ def collect(
         del model
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+        session = Session(str(augmented), options, "the model during calibration")
         names = list(tensors)
         for feeds in data.batches():
             for name, value in zip(names, session.run(names, feeds), strict=True):

@@ -26,6 +26,12 @@ class Accuracy(Metric):
         logits = classifier_output(reference)
         if labels is None or logits is None:
             return
+        classes = reference[logits].shape[1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            from ..errors import UsageError
+
+            raise UsageError(f"the labels run from {labels.min()} to {labels.max()}, but output {logits!r} has "
+                             f"{classes} classes: are they the labels of this model?")
         state["reference"] += int((reference[logits].argmax(1) == labels).sum())
         state["candidate"] += int((candidate[logits].argmax(1) == labels).sum())
         state["labelled"] += len(labels)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .base import Runner
+from .ort_session import Session
 
 
 class OnnxRuntimeRunner(Runner):
@@ -29,7 +32,7 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+        self._session = Session(self.path, options, Path(self.path).name)
 
     def deactivate(self) -> None:
         self._session = None

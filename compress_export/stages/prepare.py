@@ -15,6 +15,8 @@ SPEC_CARRYING_SUFFIXES = (".onnx", ".pt2", ".keras", ".h5", ".hdf5")
 
 def load(job) -> None:
     job.model = load_source(job.config)
+    if not job.model.inputs:
+        raise UsageError(f"{job.config.model}: the model declares no inputs, so there is nothing to feed it")
 
 
 def load_source(config) -> LoadedModel:
@@ -48,6 +50,9 @@ def prepare_data(job) -> None:
         if len(calib) < 2:
             raise UsageError("need at least 2 samples to hold some out for validation; give --val-data")
         job.calib, job.val = calib.split(config.holdout, config.seed)
+        if len(job.calib) == 0 or len(job.val) == 0:
+            raise UsageError(f"{len(calib)} samples are too few to hold out {config.holdout:.0%} for validation: "
+                             "give more samples, another --holdout, or --val-data")
         job.val_origin = (f"held out {config.holdout:.0%} of the calibration data (seed {config.seed}), "
                           "not used to calibrate")
     job.train = load_npz_data(config.train_data, specs, config.calib_batch) if config.train_data else job.calib

@@ -7,6 +7,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from ..runtimes.ort_session import Session
+
 INTEGER_KERNELS = ("QLinearConv", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm", "ConvInteger", "MatMulInteger",
                    "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul", "QAttention", "DynamicQuantizeLSTM")
 FLOAT_COMPUTE = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedMatMul", "FusedConv", "FusedGemm", "NchwcConv")
@@ -23,7 +25,7 @@ def fusion_summary(model_path: Path) -> dict:
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.optimized_model_filepath = str(optimized)
-        ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        Session(str(model_path), options, model_path.name)
         graph = onnx.load(str(optimized), load_external_data=False).graph
     constants = {init.name for init in graph.initializer}
     counts = Counter(node.op_type for node in graph.node)

@@ -105,7 +105,7 @@ def bad_inputs(tmp_path, digits_onnx, digits_data):
     (tmp_path / "truncated.onnx").write_bytes(good[: len(good) // 2])
     (tmp_path / "corrupt.onnx").write_bytes(os.urandom(2048))
     images = np.load(digits_data[0])["image"]
-    np.savez(tmp_path / "missing.npz", pixels=images)
+    np.savez(tmp_path / "missing.npz", pixels=images, depth=images)
     np.savez(tmp_path / "shape.npz", image=images[:, :, :4, :])
     np.savez(tmp_path / "dtype.npz", image=images.astype(np.complex64))
     nan = images.copy()

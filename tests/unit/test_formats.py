@@ -78,7 +78,11 @@ def test_split_is_seeded_and_disjoint(tmp_path):
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        ({"y": np.zeros((2, 4), np.float32)}, "missing input 'x'"),
+        ({"y": np.zeros((2, 4), np.float32), "z": np.zeros((2, 4), np.float32)}, "missing input 'x'"),
+        ({"x": np.zeros((2, 4), np.float32), "label": np.array(["a", "b"])}, "class ids"),
+        ({"x": np.zeros((2, 4), np.float32), "label": np.array([0.5, 1.0])}, "class ids"),
+        ({"x": np.zeros((2, 4), np.float32), "label": np.array([[0.2, 0.8], [1.0, 0.0]])}, "class ids"),
+        ({"x": np.zeros((2, 4), np.float32), "label": np.array([-1, 0])}, "negative"),
         ({"x": np.zeros((2, 5), np.float32)}, "expects"),
         ({"x": np.zeros((2, 4, 1), np.float32)}, "rank 2"),
         ({"x": np.zeros((2, 4), np.complex64)}, "complex64"),
@@ -182,3 +186,58 @@ def test_a_replaced_file_dropped_from_the_list_is_refused(tmp_path):
                                                          if k != "reference/outputs.npz"}})
     with pytest.raises(BundleIntegrityError):
         verify_bundle(tmp_path)
+
+
+def test_a_single_input_model_takes_one_array_under_any_key_and_npy_files(tmp_path):
+    specs = (TensorSpec("x", ("batch", 4)),)
+    np.savez(tmp_path / "d.npz", features=np.ones((3, 4), np.float32), label=np.array([0, 1, 1]))
+    data = load_npz_data(tmp_path / "d.npz", specs)
+    batch = next(data.batches(labels=True))
+    assert batch["x"].shape == (3, 4) and batch["label"].tolist() == [0, 1, 1]
+    assert data.describe()["renamed"] == ["features -> x"]
+    np.save(tmp_path / "d.npy", np.ones((5, 4), np.float32))
+    assert len(load_npz_data(tmp_path / "d.npy", specs)) == 5
+    with pytest.raises(UsageError, match="a .npy file holds one array"):
+        load_npz_data(tmp_path / "d.npy", specs + (TensorSpec("y", ("batch", 4)),))
+
+
+def test_one_hot_labels_are_read_as_class_ids(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.ones((3, 4), np.float32), label=np.eye(3)[[2, 0, 1]])
+    data = load_npz_data(tmp_path / "d.npz", (TensorSpec("x", ("batch", 4)),))
+    assert next(data.batches(labels=True))["label"].tolist() == [2, 0, 1]
+    assert "one-hot" in data.describe()["labels"]
+
+
+def test_crafted_npz_headers_are_refused_before_allocation(tmp_path):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**40, 64)})
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(UsageError, match="corrupt or crafted"):
+        load_npz_data(tmp_path / "bomb.npz", (TensorSpec("x", ("batch", 64)),))
+
+
+def test_random_data_refuses_sizes_it_cannot_hold(tmp_path):
+    from compress_export.data import random_data
+
+    with pytest.raises(UsageError, match="GiB"):
+        random_data((TensorSpec("x", ("batch", 100_000, 100_000)),), 64, 16, 0, tmp_path)
+
+
+def test_malformed_range_tables_and_caches_are_refused(tmp_path):
+    from compress_export.ranges import SCHEMA, RangeTable
+
+    for ranges, message in (([1, 2], "objects"), ({"t": 3.0}, r"\[lo, hi\]"), ({"t": [0, "inf"]}, "finite"),
+                            ({"t": [2.0, 1.0]}, "lo <= hi"), ({"t": [True, 1.0]}, r"\[lo, hi\]")):
+        (tmp_path / "r.json").write_text(json.dumps({"schema": SCHEMA, "method": "m", "ranges": ranges}))
+        with pytest.raises(UsageError, match=message):
+            RangeTable.load(tmp_path / "r.json")
+    (tmp_path / "r.json").write_text("[]")
+    with pytest.raises(UsageError, match="not a compress-export range table"):
+        RangeTable.load(tmp_path / "r.json")
+    for scale in ("7fc00000", "bf800000", "7f800000"):  # NaN, -1, inf
+        with pytest.raises(UsageError, match="finite number"):
+            RangeTable.from_trt_cache(f"TRT-100300-EntropyCalibration2\nt: {scale}\n")
