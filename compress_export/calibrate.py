@@ -10,7 +10,8 @@ import onnx
 from .calibration.collector import collect, unquantizable
 from .calibration.methods import METHODS, compute_ranges
 from .data import CalibrationData
-from .graph import float_activations, select_nodes, with_inferred_shapes
+from .errors import UsageError
+from .graph import float_activations, op_types, select_nodes, with_inferred_shapes
 from .hashing import sha256_file
 from .ranges import RangeTable
 from .specs import QuantRecipe
@@ -22,6 +23,9 @@ def calibrate_onnx(model_path: Path, data: CalibrationData, recipe: QuantRecipe,
     model = with_inferred_shapes(onnx.load(str(model_path), load_external_data=False))
     tensors = float_activations(model, select_nodes(model, recipe))
     del model
+    if not tensors:
+        raise UsageError(f"no node of this model is selected for quantization (ops {', '.join(op_types(recipe))}; "
+                         "check --include-ops / --exclude-ops / --exclude-nodes)")
     with tqdm(total=len(data), unit="sample", desc="calibrating", disable=not progress, file=sys.stderr,
               leave=False) as bar:
         stats = collect(model_path, tensors, data, recipe.num_bins, on_batch=bar.update)

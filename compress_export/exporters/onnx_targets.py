@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import ExportError
+from ..errors import ExportError, UsageError
 from ..graph import nodes_touching, op_types, select_nodes
 from ..onnx_io import data_file, external_files, needs_external_data, save
 from ..specs import Artifact
@@ -50,7 +50,7 @@ def export_int8(ctx: ExportContext) -> Artifact:
     kept_float = set(nodes_touching(model, ranges.skipped)) & set(selected)
     chosen = [name for name in selected if name not in kept_float and name not in ctx.float_nodes]
     if not chosen:
-        raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
+        raise UsageError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     notes = [f"kept in float: {name} (touches a tensor that {_reason(model, name, ranges.skipped)})"
              for name in sorted(kept_float)]
     usable = {name: value for name, value in ranges.ranges.items() if name not in ranges.skipped}

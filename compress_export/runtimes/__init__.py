@@ -10,6 +10,7 @@ from ..lazy import resolve
 
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "compress_export.runtimes.onnxruntime:OnnxRuntimeRunner",
+    "onnxruntime-exact": "compress_export.runtimes.onnxruntime:ExactQdqRunner",
     "litert": "compress_export.runtimes.litert:LiteRTRunner",
     "tensorrt": "compress_export.runtimes.tensorrt:TensorRTRunner",
 }

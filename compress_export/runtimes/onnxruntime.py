@@ -12,6 +12,7 @@ from .ort_session import Session
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
+    exact = False
 
     def __init__(self, path: str, threads: int | None = None):
         super().__init__()
@@ -32,6 +33,8 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
+        if self.exact:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self._session = Session(self.path, options, Path(self.path).name)
 
     def deactivate(self) -> None:
@@ -39,3 +42,12 @@ class OnnxRuntimeRunner(Runner):
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))
+
+
+class ExactQdqRunner(OnnxRuntimeRunner):
+    """A QDQ graph as written: each DequantizeLinear computed, then the float op, no fused integer kernel.
+    The arithmetic a TensorRT engine does (INT8 products, exact accumulation), where onnxruntime's fused
+    signed-INT8 kernels can saturate on CPUs without VNNI. For validating artifacts made for another runtime."""
+
+    name = "onnxruntime-exact"
+    exact = True

@@ -122,8 +122,13 @@ def _load_pickled_module(path: Path, trust_pickle: bool, specs: tuple[TensorSpec
     if not trust_pickle:
         try:
             content = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            raise UsageError(PICKLE_REFUSAL.format(path=path)) from None
+        except pickle.UnpicklingError as exc:
+            if "Unsupported global" in str(exc):  # a pickled object: it names a class or function to call
+                raise UsageError(PICKLE_REFUSAL.format(path=path)) from None
+            reason = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
+            raise UsageError(f"{path}: not readable as PyTorch tensors ({reason or 'unpickling failed'}); if it is a "
+                             "pickled model, loading it runs code: pass --trust-pickle only if you trust its "
+                             "author") from None
         except Exception as exc:
             raise UsageError(f"{path}: not a readable PyTorch file ({exc})") from None
         if isinstance(content, Mapping):

@@ -63,4 +63,9 @@ def _search(job, ctx, path: Path):
                        if node.op_type in {*op_types(job.config.recipe), "Add"}}
         float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
         search.float_nodes = float_nodes
+        if not quantizable - set(float_nodes):
+            # Keeping those tensors in float means keeping every quantizable node in float: not this target.
+            search.note = (f"keeping {', '.join(search.float_tensors)} in float would leave no node quantized; "
+                           "the artifact keeps every node quantized and misses the budget")
+            search.float_tensors, search.float_nodes, search.met, float_nodes = [], [], False, []
     return search, ranges, float_nodes

@@ -172,7 +172,9 @@ def test_pickled_model_needs_trust_pickle(tmp_path, digits_data):
     assert invoke(DIGITS_FACTORY, *common, "--weights", state).exit_code == 0
 
 
-def test_ctrl_c_during_calibration_leaves_previous_bundle_intact(tmp_path, digits_onnx, digits_data):
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_during_calibration_leaves_previous_bundle_intact(tmp_path, digits_onnx, digits_data, sent,
+                                                                            code):
     calib, val = digits_data
     out = tmp_path / "out"
     base = [sys.executable, "-m", "compress_export", str(digits_onnx), "--to", "onnx-int8", "--val-data", str(val),
@@ -191,9 +193,9 @@ def test_ctrl_c_during_calibration_leaves_previous_bundle_intact(tmp_path, digit
         seen += process.stderr.read(1)
     assert "calibrating" in seen
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     rest = process.communicate(timeout=60)[1]
-    assert process.returncode == 130, seen + rest
+    assert process.returncode == code, seen + rest
     assert "Traceback" not in rest
     assert (out / "onnx-int8" / "model.onnx").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["onnx-int8", "summary.json", "tradeoff.png"] or \

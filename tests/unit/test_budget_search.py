@@ -59,10 +59,17 @@ def test_float_fallback_comes_last_and_takes_the_most_sensitive_tensor():
 
 
 def test_no_alternatives_goes_straight_to_float_fallback():
-    scorer = KnownScorer("minmax", min_cosine=0.999)
+    scorer = KnownScorer("minmax", min_cosine=0.996)
     result = search_budget(scorer, list(LOSS), {}, "minmax")
     assert result.range_choice is None
-    assert result.met and set(result.float_tensors) == {"a", "b", "c"}
+    assert result.met and set(result.float_tensors) == {"a", "b"}  # c alone loses 0.003
+
+
+def test_the_fallback_never_floats_every_activation():
+    # Only all three in float would meet 0.999: the search stops one short and says the budget is missed.
+    scorer = KnownScorer("minmax", min_cosine=0.999)
+    result = search_budget(scorer, list(LOSS), {}, "minmax")
+    assert not result.met and len(result.float_tensors) == 2
 
 
 def _qdq_model(dtype: int) -> onnx.ModelProto:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ...errors import ExportError, MissingDependencyError
+from ...errors import ExportError, MissingDependencyError, UsageError
 from ...graph import COMPUTE_OPS, nodes_touching, select_nodes
 from ...ranges import RangeTable
 from ...specs import Artifact, QuantRecipe
@@ -18,7 +18,11 @@ from .lint import lint_for_tensorrt
 CACHE_FILE = "calibration.cache"
 ENGINE_FILE = "model.engine"
 TIMING_CACHE_FILE = "timing.cache"
-PROXY_NOTE = "TensorRT is not installed here: validated the QDQ ONNX in onnxruntime as a proxy for the engine"
+PROXY_RUNTIME = "onnxruntime-exact"
+PROXY_VALIDATION = "onnxruntime CPU, exact Q/DQ arithmetic (proxy for TensorRT)"
+PROXY_NOTE = ("TensorRT is not installed here: validated the QDQ ONNX in onnxruntime as a proxy for the engine, "
+              "with the Q/DQ arithmetic computed as written (no fused CPU integer kernels, which can saturate "
+              "signed INT8 on CPUs without VNNI)")
 
 
 def tensorrt_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[onnx.NodeProto]:
@@ -65,7 +69,7 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
     kept_float = set(nodes_touching(model, ctx.ranges.skipped))
     chosen = [node.name for node in nodes if node.name not in kept_float and node.name not in ctx.float_nodes]
     if not chosen:
-        raise ExportError("no node is eligible for quantization (check --include-ops / --exclude-*)")
+        raise UsageError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     op_types = sorted({node.op_type for node in nodes})
     amax = symmetric_ranges(model, ctx.ranges)
     output = ctx.bundle_dir / MODEL_FILE
@@ -95,8 +99,8 @@ def _with_engine(ctx: ExportContext, notes: list[str]) -> Artifact:
         if ctx.options.require_engine:
             raise MissingDependencyError("tensorrt not installed: cannot build the engine required by "
                                          "--require-engine (build it on the target: compress-export build-engine)")
-        return Artifact("trt-int8", MODEL_FILE, ctx.inputs, ctx.outputs, "onnxruntime", (*notes, PROXY_NOTE),
-                        details={"engine_built": False, "validated_with": "onnxruntime CPU (proxy for TensorRT)"})
+        return Artifact("trt-int8", MODEL_FILE, ctx.inputs, ctx.outputs, PROXY_RUNTIME, (*notes, PROXY_NOTE),
+                        details={"engine_built": False, "validated_with": PROXY_VALIDATION})
     settings = EngineBuildSettings(ctx.inputs, ctx.options.max_batch, ctx.example_shapes)
     versions = build_engine(ctx.bundle_dir / MODEL_FILE, ctx.bundle_dir / ENGINE_FILE,
                             ctx.bundle_dir / TIMING_CACHE_FILE, settings)
@@ -114,6 +118,6 @@ def tensorrt_or_proxy(artifact: dict, require_engine: bool) -> tuple[dict, list[
         reason = "tensorrt not installed" if artifact["runtime"] == "tensorrt" else "the bundle has no engine"
         raise MissingDependencyError(f"{reason}: --require-engine needs a TensorRT engine run "
                                      "(build one on the target with compress-export build-engine BUNDLE)")
-    proxy = {**artifact, "path": MODEL_FILE, "runtime": "onnxruntime",
-             "validated_with": "onnxruntime CPU (proxy for TensorRT)"}
+    proxy = {**artifact, "path": MODEL_FILE, "runtime": PROXY_RUNTIME,
+             "validated_with": PROXY_VALIDATION}
     return proxy, [PROXY_NOTE]
