@@ -147,8 +147,13 @@ def _write_text(path: Path, text: str, option: str) -> None:
 def _print_summary(result, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.summary(), indent=2))
-    if quiet:
-        return
+    if not quiet:
+        _print_table(result)
+    for failure in result.failures:  # last, so that the final line says what went wrong
+        click.echo(f"error: {failure.target}: {failure.error}", err=True)
+
+
+def _print_table(result) -> None:
     from .metrics import all_metrics
 
     analyses = [metric for metric in all_metrics() if metric.scope == "artifact"]
@@ -164,6 +169,7 @@ def _print_summary(result, as_json: bool, quiet: bool) -> None:
                                          if metric.name in report.analysis)))
         rows.append((report.target, "pass" if report.passed else "FAIL", quality, speed or "-", size, compute or "-",
                      str(bundle)))
+    rows += [(failure.target, "ERROR", "-", "-", "-", "-", "(not written)") for failure in result.failures]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), err=True)

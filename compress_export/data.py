@@ -43,6 +43,7 @@ class CalibrationData:
     synthetic: bool = False
     random_seed: int = 0
     one_hot_labels: bool = False
+    whole_batches: bool = False  # a model with a fixed batch size takes no smaller last batch
 
     def __len__(self) -> int:
         return sum(len(shard.indices) for shard in self.shards)
@@ -68,6 +69,8 @@ class CalibrationData:
             keys = self.input_names + ([LABEL_KEY] if labels and self.has_labels else [])
             for start in range(0, len(shard.indices), self.batch_size):
                 rows = np.asarray(shard.indices[start : start + self.batch_size])
+                if self.whole_batches and len(rows) < self.batch_size:
+                    break
                 batch = {key: _cast(arrays[key][rows], self._dtype(key)) for key in keys}
                 if LABEL_KEY in batch:
                     batch[LABEL_KEY] = class_ids(batch[LABEL_KEY])

@@ -98,10 +98,26 @@ class Job:
     baselines: dict[str, tuple[str, Path]] = field(default_factory=dict)  # FP32 models timed beside targets
     reports: list[Report] = field(default_factory=list)
     bundles: list[Path] = field(default_factory=list)
+    failures: list[TargetFailure] = field(default_factory=list)
 
     @property
     def onnx_targets(self) -> list[Target]:
         return [target for target in self.targets if target.consumes == "onnx"]
+
+    @property
+    def calibration_recipe(self) -> QuantRecipe:
+        """The recipe widened by the op types the range-reading targets also quantize (trt-int8's residual
+        Adds), so that every tensor their placement needs has a calibrated range."""
+        from dataclasses import replace
+
+        from .graph import op_types
+
+        recipe = self.config.recipe
+        extra = [op for target in self.targets if target.ranges == "onnx" for op in target.calibrates
+                 if op not in recipe.exclude_ops]
+        if recipe.include_ops or not extra:
+            return recipe
+        return replace(recipe, include_ops=tuple(dict.fromkeys([*op_types(recipe), *extra])))
 
     @property
     def task_metrics(self) -> tuple:
@@ -137,21 +153,33 @@ class Job:
         return context
 
 
+@dataclass(frozen=True)
+class TargetFailure:
+    """A target whose export failed; the others went on, and its previous bundle, if any, is untouched."""
+
+    target: str
+    error: str
+    exit_code: int
+
+
 @dataclass
 class RunResult:
     reports: list[Report]
     bundles: list[Path]
+    failures: list[TargetFailure] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return max((report.exit_code for report in self.reports), default=0)
+        codes = [report.exit_code for report in self.reports] + [failure.exit_code for failure in self.failures]
+        return max(codes, default=0)
 
     def summary(self) -> dict:
         return {
-            "passed": all(report.passed for report in self.reports),
+            "passed": not self.failures and all(report.passed for report in self.reports),
             "exit_code": self.exit_code,
             "targets": [
                 {"target": report.target, "passed": report.passed, "bundle": str(bundle), "report": report.to_dict()}
                 for report, bundle in zip(self.reports, self.bundles, strict=True)
-            ],
+            ] + [{"target": failure.target, "passed": False, "error": failure.error, "exit_code": failure.exit_code}
+                 for failure in self.failures],
         }

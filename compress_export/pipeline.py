@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 
 from .bundle import ensure_writable, write_text_atomic
+from .errors import CompressExportError
 from .exporters import parse_targets
-from .job import Job, PipelineConfig, RunResult, ValidationSet
+from .job import Job, PipelineConfig, RunResult, TargetFailure, ValidationSet
 from .stages.benchmark import Benchmarker
 from .stages.bundle_files import plot_summary
 from .stages.compress import compress
@@ -24,6 +25,15 @@ STAGES = (prepare_data, reference, ranges, compress)
 __all__ = ["PipelineConfig", "RunResult", "ValidationSet", "run"]
 
 
+def _build_or_record(job: Job, target, bench) -> None:
+    """One target's failure is recorded and the next target goes on."""
+    try:
+        job.reports.append(build_target(job, target, bench))
+        job.bundles.append(job.out / target.name)
+    except CompressExportError as error:
+        job.failures.append(TargetFailure(target.name, str(error), error.exit_code))
+
+
 def run(config: PipelineConfig) -> RunResult:
     job = Job(config, parse_targets(config.targets), Path(config.out))
     ensure_writable(job.out)
@@ -33,16 +43,15 @@ def run(config: PipelineConfig) -> RunResult:
         for stage in STAGES:
             stage(job)
         bench = None
-        if config.bench is not None:
-            bench = Benchmarker(config.bench, job.validation, len(job.targets), config.progress)
+        if job.config.bench is not None:  # the data stage may have fitted it to a model's fixed batch
+            bench = Benchmarker(job.config.bench, job.validation, len(job.targets), config.progress)
         try:
             for target in job.targets:
-                job.reports.append(build_target(job, target, bench))
-                job.bundles.append(job.out / target.name)
+                _build_or_record(job, target, bench)
         finally:
             if bench:
                 bench.close()
-    result = RunResult(job.reports, job.bundles)
+    result = RunResult(job.reports, job.bundles, job.failures)
     write_text_atomic(job.out / "summary.json", json.dumps(result.summary(), indent=2) + "\n")
     plot_summary(job.reports, job.out / "tradeoff.png")
     return result

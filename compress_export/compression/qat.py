@@ -43,7 +43,7 @@ class QuantizationAwareTraining(CompressionMethod):
         tuned = TorchModel(student, model.description, model.sha256, model.inputs)
         fp32 = job.work / "model.qat.onnx"
         export_fp32(tuned, fp32, sample)
-        table = calibrate_onnx(fp32, job.calib, job.config.recipe, progress=False)
+        table = calibrate_onnx(fp32, job.calib, job.calibration_recipe, progress=False)
         renamed = match_inputs(student, fp32, list(table.ranges), sample, forward)
         learned = {renamed[name]: result.ranges[tensor] for name, tensor in matched.items()
                    if name in renamed and tensor in result.ranges}

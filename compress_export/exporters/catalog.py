@@ -17,7 +17,7 @@ TARGETS: dict[str, Target] = {target.name: target for target in (
            f"{_ONNX}:export_dynamic"),
     Target("trt-int8", "TensorRT INT8: symmetric QDQ ONNX + calibration.cache (+ engine where TensorRT exists)",
            f"{_TRT}:export_trt_int8", runtime="tensorrt", extra="tensorrt", ranges="onnx", budget_search=True,
-           options="tensorrt", revalidate=f"{_TRT}:tensorrt_or_proxy"),
+           options="tensorrt", revalidate=f"{_TRT}:tensorrt_or_proxy", calibrates=("Add",)),
     Target("tflite", "FP32 TFLite for LiteRT (Keras and PyTorch models)", f"{_TFLITE}:export_tflite",
            runtime="litert", consumes="source", extra="tflite", baseline="tflite", options="tflite"),
     Target("tflite-fp16", "TFLite with FP16 weights (Keras models)", f"{_TFLITE}:export_tflite_fp16",

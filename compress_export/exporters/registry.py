@@ -43,6 +43,7 @@ class Target:
     (it calibrates the source model itself, or takes ranges learned there), or None. budget_search:
     whether the quality-budget search may rewrite its artifact. baseline: the FP32 target it is timed
     against in its own runtime. options: the key of its family's settings (TrtOptions, TfliteOptions).
+    calibrates: op types (beyond the recipe's) whose tensors calibration must cover for its placement.
     revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
     `validate` on another machine, where the artifact's runtime may be missing."""
 
@@ -57,6 +58,7 @@ class Target:
     baseline: str = "onnx"
     options: str | None = None
     revalidate: str | None = None
+    calibrates: tuple[str, ...] = ()  # op types beyond the recipe's whose float tensors it quantizes
 
     @property
     def quantizes(self) -> bool:

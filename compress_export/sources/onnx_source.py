@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import onnx
 
 from ..errors import UsageError
 from ..hashing import sha256_files
-from ..onnx_io import external_files, save
+from ..onnx_io import external_files
 from ..runtimes.base import Runner
 from ..runtimes.onnxruntime import OnnxRuntimeRunner
 from ..specs import TensorSpec
@@ -73,10 +72,16 @@ class OnnxModel(LoadedModel):
         self.path = path
 
     def export_onnx(self, path: Path, example: dict) -> None:
-        if self.external:
-            save(onnx.load(str(self.path)), path)  # one data file beside the copy, named after it
-        else:
-            shutil.copyfile(self.path, path)
+        """The working graph: the shipped one, pre-processed for quantization (sources/onnx_prepare.py)."""
+        from .onnx_prepare import prepare_graph
+
+        self.prepared = prepare_graph(self.path, path)
+
+    def describe(self) -> dict:
+        described = super().describe()
+        if getattr(self, "prepared", None):
+            described["prepared"] = self.prepared
+        return described
 
     def reference_runner(self) -> Runner:
         return OnnxRuntimeRunner(str(self.path))

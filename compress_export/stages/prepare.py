@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from ..data import infer_specs, load_npz_data, random_data
@@ -40,17 +41,34 @@ def calibration_data(config, specs, work: Path):
     raise UsageError("no calibration data: give --calib-data FILE.npz (or --random-data to use noise)")
 
 
+def fixed_batch(specs) -> int | None:
+    """The batch size a model was exported with, when its inputs fix one (dim 0 an integer on every input)."""
+    sizes = {spec.shape[0] for spec in specs if spec.shape}
+    return sizes.pop() if len(sizes) == 1 and all(isinstance(size, int) for size in sizes) else None
+
+
 def prepare_data(job) -> None:
     config, specs = job.config, job.model.inputs
+    batch = fixed_batch(specs)
+    if batch is not None and batch != config.calib_batch:
+        log.info("the model takes batches of exactly %d: calibrating and validating in batches of %d", batch, batch)
+        config = replace(config, calib_batch=batch)
+        if config.bench is not None:
+            config = replace(config, bench=replace(config.bench, batches=(batch,)))
+        job.config = config
     calib = calibration_data(config, specs, job.work)
     if config.val_data:
         job.calib, job.val = calib, load_npz_data(config.val_data, specs, config.calib_batch)
+        if batch is not None:
+            job.calib, job.val = (replace(data, whole_batches=True) for data in (job.calib, job.val))
         job.val_origin = f"--val-data {config.val_data}"
     else:
         if len(calib) < 2:
             raise UsageError("need at least 2 samples to hold some out for validation; give --val-data")
         job.calib, job.val = calib.split(config.holdout, config.seed)
-        if len(job.calib) == 0 or len(job.val) == 0:
+        if batch is not None:
+            job.calib, job.val = (replace(data, whole_batches=True) for data in (job.calib, job.val))
+        if len(job.calib) < (batch or 1) or len(job.val) < (batch or 1):
             raise UsageError(f"{len(calib)} samples are too few to hold out {config.holdout:.0%} for validation: "
                              "give more samples, another --holdout, or --val-data")
         job.val_origin = (f"held out {config.holdout:.0%} of the calibration data (seed {config.seed}), "

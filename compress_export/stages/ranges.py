@@ -16,10 +16,10 @@ from ..specs import QuantRecipe
 
 def ranges(job) -> None:
     if any(target.ranges == "onnx" for target in job.targets):
-        job.ranges = onnx_ranges(job.config, job.fp32, job.calib)
+        job.ranges = onnx_ranges(job.config, job.fp32, job.calib, job.calibration_recipe)
 
 
-def onnx_ranges(config, fp32: Path, calib) -> RangeTable:
+def onnx_ranges(config, fp32: Path, calib, recipe: QuantRecipe) -> RangeTable:
     if config.ranges_from:
         return checked_ranges(RangeTable.load(config.ranges_from), config.ranges_from, fp32, config.recipe)
     if config.ranges_from_cache:
@@ -29,7 +29,7 @@ def onnx_ranges(config, fp32: Path, calib) -> RangeTable:
             raise UsageError(f"--ranges-from-cache {config.ranges_from_cache}: cannot read ({exc})") from None
         table = RangeTable.from_trt_cache(text, config.ranges_from_cache)
         return checked_ranges(table, config.ranges_from_cache, fp32, config.recipe)
-    return calibrate_onnx(fp32, calib, config.recipe, config.progress)
+    return calibrate_onnx(fp32, calib, recipe, config.progress)
 
 
 def checked_ranges(table: RangeTable, path: str, fp32: Path, recipe: QuantRecipe) -> RangeTable:

@@ -117,9 +117,13 @@ def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None
     report.bench = bench.compare(artifact.runtime, path, baseline(job, target))
     if target.is_baseline:
         return
+    if artifact.runtime != target.runtime:
+        report.notes.append(f"latency measured in {artifact.runtime}, standing in for {target.runtime}: it says "
+                            f"nothing of the speed on {target.runtime}")
+        return
     slow = speed_warnings(report.bench["ratios"])
     report.warnings += slow
-    if slow and path.suffix == ".onnx":
+    if slow and artifact.runtime == "onnxruntime":  # the diagnosis reads onnxruntime's optimized graph
         from ..validators.fusion import fusion_summary, slow_causes
 
         report.context["fusion"] = fusion_summary(path)

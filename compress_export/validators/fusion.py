@@ -46,7 +46,12 @@ def fusion_summary(model_path: Path) -> dict:
 
 
 def slow_causes(summary: dict) -> list[str]:
-    """Plain-words reasons an INT8 graph can lose to FP32, from `fusion_summary`."""
+    """Plain-words reasons an INT8 graph can lose to FP32, from `fusion_summary`; none for a graph that
+    holds no quantization at all (FP16, FP32)."""
+    ops = summary.get("ops", {})
+    if not summary["integer_kernels"] and not any(ops.get(op) for op in ("QuantizeLinear", "DequantizeLinear",
+                                                                          "DynamicQuantizeLinear")):
+        return []
     causes = []
     if summary["integer_kernels"] == 0:
         causes.append("onnxruntime fused no quantized op into an integer kernel: every Q/DQ pair is pure overhead")

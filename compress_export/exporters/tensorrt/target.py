@@ -37,6 +37,14 @@ def tensorrt_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[onnx.Nod
     return chosen
 
 
+def _missing_ranges(model: onnx.ModelProto, node: onnx.NodeProto, amax: dict[str, float]) -> list[str]:
+    """The node's activation inputs that have no range: Q/DQ goes only where a range was calibrated."""
+    constants = {init.name for init in model.graph.initializer}
+    constants |= {out for other in model.graph.node if other.op_type == "Constant" for out in other.output}
+    activations = node.input[:1] if node.op_type in ("Conv", "ConvTranspose", "Gemm") else node.input[:2]
+    return [name for name in activations if name and name not in constants and name not in amax]
+
+
 def symmetric_ranges(model: onnx.ModelProto, ranges: RangeTable) -> dict[str, float]:
     """amax per tensor; the inputs and output of a Concat share the largest, so they share one scale."""
     amax = {name: ranges.amax(name) for name in ranges.ranges if name not in ranges.skipped}
@@ -67,11 +75,13 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
     model = onnx.load(str(ctx.fp32_onnx))
     nodes = tensorrt_nodes(model, ctx.recipe)
     kept_float = set(nodes_touching(model, ctx.ranges.skipped))
-    chosen = [node.name for node in nodes if node.name not in kept_float and node.name not in ctx.float_nodes]
+    amax = symmetric_ranges(model, ctx.ranges)
+    uncalibrated = {node.name: missing for node in nodes if (missing := _missing_ranges(model, node, amax))}
+    chosen = [node.name for node in nodes if node.name not in kept_float | set(uncalibrated)
+              and node.name not in ctx.float_nodes]
     if not chosen:
         raise UsageError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     op_types = sorted({node.op_type for node in nodes})
-    amax = symmetric_ranges(model, ctx.ranges)
     output = ctx.bundle_dir / MODEL_FILE
     quantize_with_ranges(
         ctx.fp32_onnx, output, {name: (-value, value) for name, value in amax.items()}, chosen, op_types,
@@ -87,6 +97,8 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
     (ctx.bundle_dir / CACHE_FILE).write_text(
         ctx.ranges.to_trt_cache(ctx.options.cache_version, ctx.options.cache_algorithm, tensors=activations))
     notes = [f"{len(chosen)} nodes quantized ({', '.join(op_types)}), symmetric INT8, biases in float",
+             *(f"kept in float: {name} (no calibrated range for {', '.join(missing)})"
+               for name, missing in sorted(uncalibrated.items())),
              f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.options.cache_version}-{ctx.options.cache_algorithm}",
              "passes the TensorRT QDQ linter"]
     return _with_engine(ctx, notes)
