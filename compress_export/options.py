@@ -14,6 +14,11 @@ CALIBRATORS = ("entropy", "minmax", "percentile", "mse")
 class FiniteFloat(click.FloatRange):
     """A float range that also refuses NaN and infinity (click's FloatRange lets NaN through)."""
 
+    name = "float"
+
+    def _describe_range(self) -> str:
+        return "finite" if self.min is None and self.max is None else super()._describe_range()
+
     def convert(self, value, param, ctx):
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):

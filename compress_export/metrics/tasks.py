@@ -19,9 +19,9 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "classification": Task("classification", "(batch, classes) logits; accuracy where labels exist",
-                           ("accuracy", "top1", "cosine", "sqnr", "abs_error", *RESOURCES)),
+                           ("accuracy", "top1", "cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
     "embedding": Task("embedding", "embeddings, features or regression outputs",
-                      ("cosine", "sqnr", "abs_error", *RESOURCES)),
+                      ("cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
 }
 
 

@@ -54,8 +54,9 @@ def onnx_input_specs(model: onnx.ModelProto) -> tuple[TensorSpec, ...]:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type
-        dims = tuple(
-            dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or f"{value.name}_dim{axis}")
+        dims = tuple(  # old exporters write -1 (or 0) for a dynamic dimension
+            dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0
+            else (dim.dim_param or f"{value.name}_dim{axis}")
             for axis, dim in enumerate(tensor.shape.dim)
         )
         specs.append(TensorSpec(value.name, dims, _ONNX_TO_NUMPY.get(tensor.elem_type, "float32")))

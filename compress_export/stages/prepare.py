@@ -44,7 +44,7 @@ def calibration_data(config, specs, work: Path):
 def fixed_batch(specs) -> int | None:
     """The batch size a model was exported with, when its inputs fix one (dim 0 an integer on every input)."""
     sizes = {spec.shape[0] for spec in specs if spec.shape}
-    return sizes.pop() if len(sizes) == 1 and all(isinstance(size, int) for size in sizes) else None
+    return sizes.pop() if len(sizes) == 1 and all(isinstance(size, int) and size > 0 for size in sizes) else None
 
 
 def prepare_data(job) -> None:

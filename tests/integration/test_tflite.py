@@ -159,14 +159,17 @@ def test_pytorch_pt2_to_tflite_int8_within_one_point(tmp_path, digits_data):
 def test_missing_converter_gives_the_install_hint(tmp_path, digits_data, monkeypatch):
     import sys
 
-    from compress_export.errors import MissingDependencyError
+    from compress_export.errors import EXIT_MISSING_DEPENDENCY
 
     monkeypatch.setitem(sys.modules, "litert_torch", None)  # import fails as if not installed
     calib, val = digits_data
-    with pytest.raises(MissingDependencyError, match=r"pip install 'compress-export\[tflite-torch\]'"):
-        run(PipelineConfig(model="compress_export.demo.model:digits_cnn", targets="tflite", out=tmp_path / "out",
-                           calib_data=str(calib), val_data=str(val), bench=None, progress=False))
-    assert not (tmp_path / "out" / "tflite").exists()
+    result = run(PipelineConfig(model="compress_export.demo.model:digits_cnn", targets="tflite,onnx",
+                                out=tmp_path / "out", calib_data=str(calib), val_data=str(val), bench=None,
+                                progress=False))
+    (failure,) = result.failures
+    assert failure.target == "tflite" and failure.exit_code == result.exit_code == EXIT_MISSING_DEPENDENCY
+    assert "pip install 'compress-export[tflite-torch]'" in failure.error
+    assert not (tmp_path / "out" / "tflite").exists() and (tmp_path / "out" / "onnx" / "model.onnx").is_file()
 
 
 def test_keras_qat_to_tflite_int8_within_half_a_point(tmp_path, keras_digits):

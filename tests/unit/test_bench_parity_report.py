@@ -97,3 +97,39 @@ def test_report_says_which_tolerance_would_have_passed_and_is_strict_json():
     text = json.dumps(report.to_dict(), allow_nan=False)
     assert json.loads(text)["parity"]["y"]["sqnr_db"] is None
     assert "FAIL" in report.to_markdown()
+
+
+def _gates_of(reference, candidate, name="y"):
+    from compress_export.metrics.gates import gate_results
+
+    suite = MetricSuite([name], all_metrics())
+    suite.update({name: reference}, {name: candidate}, None)
+    return {row["gate"]: row for row in gate_results(Gates(), suite.parity(), suite.metrics())}, suite.parity()[name]
+
+
+def test_dead_scores_beside_large_boxes_fail_their_own_gate():
+    rng = np.random.default_rng(0)
+    head = np.concatenate([rng.random((8, 4, 50)) * 300, rng.random((8, 80, 50)) * 0.02], axis=1)
+    dead = head.copy()
+    dead[:, 4:] = 0.0
+    gates, stats = _gates_of(head, dead)
+    assert stats["cosine"] > 0.9999  # the per-sample cosine is fooled by the boxes
+    assert gates["min_cosine[y channels 0-3]"]["passed"]
+    assert not gates["min_cosine[y channels 4-83]"]["passed"]
+
+
+def test_logits_of_similar_scale_stay_one_group():
+    logits = np.random.default_rng(1).normal(size=(16, 10)) * np.arange(1, 11)
+    gates, stats = _gates_of(logits, logits + 0.01)
+    assert "cosine_groups" not in stats and list(gates) == ["min_cosine[y]"]
+
+
+def test_one_value_per_sample_is_compared_across_samples_and_by_decision():
+    probability = np.random.default_rng(2).random((32, 1))
+    gates, stats = _gates_of(probability, 1.0 - probability)
+    assert stats["cosine"] == pytest.approx(1.0)  # per sample, a single value is always parallel to itself
+    assert not gates["min_cosine[y across samples]"]["passed"]
+    assert "min_cosine[y]" not in gates
+    assert not gates["min_decision_agreement[y]"]["passed"] and stats["decision_agreement"] < 0.2
+    same, stats = _gates_of(probability, probability + 1e-4)
+    assert all(row["passed"] for row in same.values()) and stats["decision_agreement"] >= 0.96

@@ -1,0 +1,39 @@
+"""Published models as their authors ship them (weights in Constant nodes, opset 11/12, BatchNorm unfused):
+every ONNX target exports and validates, trt-int8 follows TensorRT's rules, nothing ends in exit 4 or 70."""
+
+import json
+
+import onnx
+import pytest
+
+from compress_export.exporters.tensorrt.lint import lint_for_tensorrt
+from compress_export.job import PipelineConfig
+from compress_export.pipeline import run
+from tests.real_models import MODELS, models_folder, write_data
+
+TARGETS = ("onnx-int8", "trt-int8", "onnx-dynamic", "onnx-fp16")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_published_ocr_model_as_shipped_reaches_every_onnx_target(tmp_path, kind):
+    folder = models_folder()
+    if folder is None:
+        pytest.skip("rapidocr-onnxruntime not installed (pip install --no-deps rapidocr-onnxruntime==1.4.4)")
+    calib, val = write_data(tmp_path / "data", kind, calibration=16, validation=8)
+    result = run(PipelineConfig(model=str(folder / MODELS[kind][0]), targets=",".join(TARGETS), out=tmp_path / "out",
+                                calib_data=str(calib), val_data=str(val), bench=None, progress=False))
+    assert result.failures == [] and result.exit_code in (0, 1)
+    reports = {report.target: report.to_dict() for report in result.reports}
+    assert set(reports) == set(TARGETS)
+    assert any("pre-processing" in note for note in reports["onnx-int8"]["source"]["prepared"])
+    trt = onnx.load(str(tmp_path / "out" / "trt-int8" / "model.onnx"))
+    assert lint_for_tensorrt(trt) == []
+    assert sum(node.op_type == "QuantizeLinear" for node in trt.graph.node) > 5
+    for target in ("onnx-dynamic", "onnx-fp16"):
+        assert reports[target]["passed"], target
+    assert reports["onnx-int8"]["flops"]["candidate"]["compute_ops_without_shape"] == 0
+    manifest = json.loads((tmp_path / "out" / "trt-int8" / "manifest.json").read_text())
+    assert manifest["artifact"]["runtime"] == "onnxruntime-exact"
+    if kind == "cls":  # a classifier: the exact INT8 arithmetic keeps its decisions
+        assert reports["trt-int8"]["top1_agreement"] >= 0.9

@@ -1,0 +1,72 @@
+"""Published third-party ONNX models as their authors ship them inside PyPI wheels, with realistic inputs
+made here: PP-OCRv4's text detector (DBNet) and recognizer (SVTR) and PaddleOCR's text-direction
+classifier (MobileNet), from `rapidocr-onnxruntime` (install it with --no-deps: its own dependencies pull
+OpenCV). The inputs are rendered text, normalized as RapidOCR does ((x / 255 - 0.5) / 0.5, RGB, NCHW)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+WORDS = ("invoice", "total", "2026", "release", "model", "quantized", "export", "hello world", "ONNX",
+         "batch 32", "accuracy", "latency", "tokens", "compress", "validate", "bundle", "TensorRT", "edge")
+
+
+def models_folder() -> Path | None:
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    return folder if folder.is_dir() else None
+
+
+MODELS = {
+    "det": ("ch_PP-OCRv4_det_infer.onnx", (320, 320)),
+    "rec": ("ch_PP-OCRv4_rec_infer.onnx", (48, 320)),
+    "cls": ("ch_ppocr_mobile_v2.0_cls_infer.onnx", (48, 192)),
+}
+
+
+def render(text: str, size: tuple[int, int], seed: int, lines: int = 1, rotate: bool = False) -> np.ndarray:
+    """An RGB image (height, width, 3) in [0, 255] with `text` drawn in black on a light background."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    figure.patch.set_facecolor(tuple(rng.uniform(0.85, 1.0, 3)))
+    for line in range(lines):
+        y = 0.5 if lines == 1 else 0.9 - line * 0.8 / max(lines - 1, 1)
+        figure.text(rng.uniform(0.02, 0.2), y, text if line == 0 else " ".join(rng.choice(WORDS, 2)),
+                    fontsize=rng.uniform(0.45, 0.6) * height if lines == 1 else rng.uniform(14, 22),
+                    va="center", color=tuple(rng.uniform(0.0, 0.25, 3)), family="DejaVu Sans")
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(np.float32)
+    plt.close(figure)
+    return image[::-1, ::-1] if rotate else image
+
+
+def batch(kind: str, count: int, seed: int) -> np.ndarray:
+    """`count` normalized NCHW inputs for one of MODELS."""
+    _, size = MODELS[kind]
+    rng = np.random.default_rng(seed)
+    images = []
+    for index in range(count):
+        text = " ".join(rng.choice(WORDS, 2 if kind != "det" else 1))
+        images.append(render(text, size, seed * 1000 + index, lines=6 if kind == "det" else 1,
+                             rotate=kind == "cls" and index % 2 == 1))
+    stacked = np.stack(images).transpose(0, 3, 1, 2)
+    return ((stacked / 255.0 - 0.5) / 0.5).astype(np.float32)
+
+
+def write_data(folder: Path, kind: str, calibration: int = 32, validation: int = 16) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    calib, val = folder / f"{kind}_calib.npz", folder / f"{kind}_val.npz"
+    np.savez(calib, x=batch(kind, calibration, seed=1))
+    np.savez(val, x=batch(kind, validation, seed=2))
+    return calib, val
