@@ -150,15 +150,14 @@ class Evaluator:
     batches: list  # (feeds, labels, reference outputs)
     gates: Gates
     metrics: tuple = ()  # the task's metrics; empty: every registered one
+    runtime: str = "onnxruntime"  # the artifact's: trials compute what the shipped artifact's runner computes
     evaluations: int = 0
 
     def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
-        import onnxruntime as ort
+        from .runtimes.onnxruntime import session_options
 
         model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original, float_tensors)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = onnx_session(model, options)
+        session = onnx_session(model, session_options(self.runtime))
         names = [output.name for output in session.get_outputs()]
         suite = MetricSuite(list(self.batches[0][2]), self.metrics or all_metrics())
         for feeds, labels, expected in self.batches:

@@ -12,7 +12,6 @@ from .ort_session import Session
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
-    exact = False
 
     def __init__(self, path: str, threads: int | None = None):
         super().__init__()
@@ -27,15 +26,7 @@ class OnnxRuntimeRunner(Runner):
         self._outputs = [o.name for o in model.graph.output]
 
     def activate(self) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
-        if self.exact:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self._session = Session(self.path, options, Path(self.path).name)
+        self._session = Session(self.path, session_options(self.name, self.threads), Path(self.path).name)
 
     def deactivate(self) -> None:
         self._session = None
@@ -50,4 +41,17 @@ class ExactQdqRunner(OnnxRuntimeRunner):
     signed-INT8 kernels can saturate on CPUs without VNNI. For validating artifacts made for another runtime."""
 
     name = "onnxruntime-exact"
-    exact = True
+
+
+def session_options(runtime: str = "onnxruntime", threads: int | None = None):
+    """The onnxruntime options of a runtime, for anything that must compute what its runner computes (the
+    budget search's trial graphs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    if runtime == ExactQdqRunner.name:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options

@@ -32,7 +32,7 @@ def export_within_budget(job, target, ctx):
     searchable = target.budget_search and job.config.fallback and path.suffix == ".onnx" and ctx.ranges is not None
     if not searchable or _within(job, suite):
         return artifact, suite, None, ctx.ranges
-    search, ranges, float_nodes = _search(job, ctx, path)
+    search, ranges, float_nodes = _search(job, ctx, path, artifact.runtime)
     if ranges is not ctx.ranges or float_nodes:
         artifact = target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
         suite = validate(artifact, ctx.bundle_dir, job)
@@ -43,12 +43,13 @@ def _within(job, suite) -> bool:
     return all(result["passed"] for result in gate_results(job.config.gates, suite.parity(), suite.metrics()))
 
 
-def _search(job, ctx, path: Path):
+def _search(job, ctx, path: Path, runtime: str):
     from tqdm import tqdm
 
     quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
     candidates = quantized_activations(quantized)
-    evaluator = Evaluator(quantized, original, subsample(job.validation.batches), job.config.gates, job.task_metrics)
+    evaluator = Evaluator(quantized, original, subsample(job.validation.batches), job.config.gates, job.task_metrics,
+                          runtime)
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:

@@ -122,3 +122,34 @@ def test_qat_changes_weights_and_ranges_and_lowers_the_loss():
     assert result.ranges["in0"] != pytest.approx((-0.5, 0.5), abs=1e-3)
     assert result.ranges["in2"] != pytest.approx((0.0, 0.5), abs=1e-3)
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
+
+
+def test_the_exact_runner_computes_qdq_arithmetic_as_written(tmp_path):
+    """The trt-int8 proxy: INT8 values, exact products and sums, as TensorRT computes them (onnxruntime's
+    fused signed-INT8 kernels may saturate on CPUs without VNNI; this runner must not)."""
+    from compress_export.exporters.qdq import quantize_with_ranges
+    from compress_export.runtimes import open_runner
+    from tests.corpus.assets import mlp, mlp_data, mlp_weights
+
+    onnx.save_model(mlp(), str(tmp_path / "fp32.onnx"))
+    ranges = {"x": (-3.0, 3.0), "r": (0.0, 6.0)}
+    quantize_with_ranges(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", {k: (-max(map(abs, v)), max(map(abs, v)))
+                                                                          for k, v in ranges.items()},
+                         ["mm1", "mm2"], ["MatMul"], per_channel=True, symmetric_activations=True,
+                         extra_options={"QuantizeBias": False, "OpTypesToExcludeOutputQuantization": ["MatMul"]})
+    x = mlp_data(32, seed=3)["x"]
+
+    def fake_quant(value, amax):
+        scale = np.float32(amax) / np.float32(127)
+        return np.clip(np.round(value / scale), -128, 127).astype(np.float32) * scale
+
+    def per_channel(weight):
+        scale = np.abs(weight).max(axis=0) / np.float32(127)
+        return np.clip(np.round(weight / scale), -127, 127) * scale
+
+    w1, w2 = mlp_weights()
+    hidden = np.maximum(fake_quant(x, 3.0) @ per_channel(w1), 0)
+    expected = fake_quant(hidden, 6.0) @ per_channel(w2)
+    with open_runner("onnxruntime-exact", str(tmp_path / "int8.onnx")) as runner:
+        produced = runner.infer({"x": x})["logits"]
+    np.testing.assert_allclose(produced, expected, rtol=1e-4, atol=1e-4)
