@@ -61,3 +61,65 @@ def with_inferred_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.shape_inference.infer_shapes(model)
     except Exception:  # shape inference is best effort: types default to float
         return model
+
+
+def names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name the graph's nodes read, including those read by reference inside If/Loop/Scan
+    bodies (a subgraph may read any tensor of the scopes around it), and the graph's outputs."""
+    read = {output.name for output in graph.output}
+    for node in graph.node:
+        read.update(name for name in node.input if name)
+        for attribute in node.attribute:
+            for body in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                read |= names_read(body)
+    return read
+
+
+def outer_reads(node: onnx.NodeProto) -> set[str]:
+    """Names a node's If/Loop/Scan bodies read from the scopes around them."""
+    reads: set[str] = set()
+    for attribute in node.attribute:
+        for body in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+            local = {value.name for value in body.input} | {init.name for init in body.initializer}
+            local |= {name for inner in body.node for name in inner.output}
+            for inner in body.node:
+                reads |= {name for name in inner.input if name and name not in local}
+                reads |= outer_reads(inner) - local
+            reads |= {value.name for value in body.output if value.name not in local}
+    return reads
+
+
+def sort_topologically(graph: onnx.GraphProto) -> bool:
+    """Order the nodes so that each follows the producers of everything it reads, its subgraphs' outer reads
+    included (onnxruntime's quantizer sorts on explicit inputs alone and can put an If before the tensor its
+    branch reads). Stable: nodes already in order keep it. Returns whether anything moved."""
+    import heapq
+
+    nodes = list(graph.node)
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output}
+    needs = [{producer[name] for name in (set(node.input) | outer_reads(node)) if name in producer} - {index}
+             for index, node in enumerate(nodes)]
+    waiting = [len(need) for need in needs]
+    readers: dict[int, list[int]] = {}
+    for index, need in enumerate(needs):
+        for other in need:
+            readers.setdefault(other, []).append(index)
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:  # Kahn's algorithm, lowest original index first: stable
+        index = heapq.heappop(ready)
+        order.append(index)
+        for reader in readers.get(index, []):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, reader)
+    if len(order) < len(nodes):  # a cycle: leave the rest as it was
+        placed = set(order)
+        order += [index for index in range(len(nodes)) if index not in placed]
+    if order == list(range(len(nodes))):
+        return False
+    sorted_nodes = [nodes[index] for index in order]
+    del graph.node[:]
+    graph.node.extend(sorted_nodes)
+    return True

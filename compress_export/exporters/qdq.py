@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from ..errors import ExportError
+from ..graph import names_read, outer_reads, sort_topologically
 from ..onnx_io import data_file, needs_external_data, save
 
 
@@ -62,6 +63,10 @@ def quantize_with_ranges(
                 )
         except Exception as exc:
             raise ExportError(f"QDQ quantization failed: {type(exc).__name__}: {exc}") from None
+    if any(outer_reads(node) for node in onnx.load(str(output), load_external_data=False).graph.node):
+        model = onnx.load(str(output))
+        if sort_topologically(model.graph):
+            save(model, output)
 
 
 def detach_float_readers(quantized: Path, original: onnx.ModelProto, quantized_nodes: Iterable[str]) -> int:
@@ -98,7 +103,7 @@ def detach_float_readers(quantized: Path, original: onnx.ModelProto, quantized_n
 
 def _drop_unread_qdq(model: onnx.ModelProto) -> None:
     while True:
-        read = {name for node in model.graph.node for name in node.input} | {out.name for out in model.graph.output}
+        read = names_read(model.graph)  # subgraphs read outer tensors by name: those readers count too
         unread = [node for node in model.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
                   and not any(out in read for out in node.output)]
         if not unread:

@@ -153,3 +153,40 @@ def test_the_exact_runner_computes_qdq_arithmetic_as_written(tmp_path):
     with open_runner("onnxruntime-exact", str(tmp_path / "int8.onnx")) as runner:
         produced = runner.infer({"x": x})["logits"]
     np.testing.assert_allclose(produced, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_tensor_read_only_inside_an_if_branch_keeps_its_producer(tmp_path):
+    """h feeds a quantized MatMul and, by outer-scope reference, an If branch: detaching float readers must
+    not drop the Q/DQ pair the branch still reads, nor leave the branch without its tensor."""
+    import onnxruntime as ort
+
+    from compress_export.exporters.qdq import detach_float_readers, quantize_with_ranges
+
+    rng = np.random.default_rng(0)
+    branch_out = helper.make_tensor_value_info("b", TensorProto.FLOAT, ["batch", 8])
+    then_branch = helper.make_graph([helper.make_node("Relu", ["h"], ["b"], name="then_relu")], "then", [],
+                                    [branch_out])
+    else_branch = helper.make_graph([helper.make_node("Neg", ["h"], ["b"], name="else_neg")], "else", [],
+                                    [branch_out])
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm1"),
+             helper.make_node("MatMul", ["h", "w2"], ["p"], name="mm2"),
+             helper.make_node("If", ["flag"], ["y"], name="branch", then_branch=then_branch,
+                              else_branch=else_branch)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8]),
+                     helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", 8]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        [numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), name) for name in ("w1", "w2")])
+    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save_model(original, str(tmp_path / "fp32.onnx"))
+    quantize_with_ranges(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", {"x": (-4, 4), "h": (-20, 20)},
+                         ["mm1", "mm2"], ["MatMul"], per_channel=True, symmetric_activations=False,
+                         extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]})
+    detach_float_readers(tmp_path / "int8.onnx", original, ["mm1", "mm2"])
+    onnx.checker.check_model(str(tmp_path / "int8.onnx"), full_check=True)
+    x = rng.normal(size=(4, 8)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "int8.onnx"))
+    _, y = session.run(None, {"x": x, "flag": np.array(True)})
+    reference = ort.InferenceSession(str(tmp_path / "fp32.onnx")).run(None, {"x": x, "flag": np.array(True)})[1]
+    assert np.allclose(y, reference, atol=0.5)  # the branch reads h (through its Q/DQ or exactly), not garbage
