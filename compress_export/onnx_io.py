@@ -35,8 +35,7 @@ def save(model: onnx.ModelProto, path: Path) -> None:
 
 def needs_external_data(path: Path) -> bool:
     """Whether rewriting the model at `path` must use external data (onnxruntime's quantizers ask)."""
-    total = Path(path).stat().st_size + sum(f.stat().st_size for f in external_files(path))
-    return total > EXTERNAL_DATA_BYTES
+    return size_on_disk(path) > EXTERNAL_DATA_BYTES
 
 
 def external_files(path: Path) -> list[Path]:

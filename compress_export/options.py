@@ -116,10 +116,9 @@ def gate_override_options(function):
 
 
 def build_gates(o: dict):
-    from .metrics import all_gates
     from .metrics.gates import Gates
 
-    return Gates(**{gate.name: o.pop(gate.name) for gate in all_gates()})
+    return Gates(**pop_gate_overrides(o))
 
 
 def pop_gate_overrides(o: dict) -> dict:

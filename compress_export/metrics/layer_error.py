@@ -78,14 +78,10 @@ def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
 
 
 def _subsample(batches) -> list[dict]:
-    chosen, taken = [], 0
-    for feeds, _, _ in batches:
-        if taken >= MAX_SAMPLES:
-            break
-        rows = min(len(next(iter(feeds.values()))), MAX_SAMPLES - taken)
-        chosen.append({name: value[:rows] for name, value in feeds.items()})
-        taken += rows
-    return chosen
+    """The feeds of the first MAX_SAMPLES held-out samples (the budget search's own subsample)."""
+    from ..sensitivity import subsample
+
+    return [feeds for feeds, _, _ in subsample(batches, MAX_SAMPLES)]
 
 
 class LayerError(ArtifactMetric):

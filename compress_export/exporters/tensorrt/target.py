@@ -30,17 +30,19 @@ def tensorrt_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[onnx.Nod
     compute = QuantRecipe(**{**recipe.__dict__, "include_ops": recipe.include_ops or COMPUTE_OPS})
     chosen = select_nodes(model, compute)
     if "Add" not in recipe.exclude_ops and not recipe.include_ops:
-        constants = {init.name for init in model.graph.initializer}
-        constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+        constants = _constants(model)
         residual = QuantRecipe(include_ops=("Add",), exclude_nodes=recipe.exclude_nodes)
         chosen += [node for node in select_nodes(model, residual) if not set(node.input) & constants]
     return chosen
 
 
-def _missing_ranges(model: onnx.ModelProto, node: onnx.NodeProto, amax: dict[str, float]) -> list[str]:
-    """The node's activation inputs that have no range: Q/DQ goes only where a range was calibrated."""
+def _constants(model: onnx.ModelProto) -> set[str]:
     constants = {init.name for init in model.graph.initializer}
-    constants |= {out for other in model.graph.node if other.op_type == "Constant" for out in other.output}
+    return constants | {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+
+
+def _missing_ranges(node: onnx.NodeProto, constants: set[str], amax: dict[str, float]) -> list[str]:
+    """The node's activation inputs that have no range: Q/DQ goes only where a range was calibrated."""
     activations = node.input[:1] if node.op_type in ("Conv", "ConvTranspose", "Gemm") else node.input[:2]
     return [name for name in activations if name and name not in constants and name not in amax]
 
@@ -76,7 +78,8 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
     nodes = tensorrt_nodes(model, ctx.recipe)
     kept_float = set(nodes_touching(model, ctx.ranges.skipped))
     amax = symmetric_ranges(model, ctx.ranges)
-    uncalibrated = {node.name: missing for node in nodes if (missing := _missing_ranges(model, node, amax))}
+    constants = _constants(model)
+    uncalibrated = {node.name: missing for node in nodes if (missing := _missing_ranges(node, constants, amax))}
     chosen = [node.name for node in nodes if node.name not in kept_float | set(uncalibrated)
               and node.name not in ctx.float_nodes]
     if not chosen:
