@@ -25,6 +25,7 @@ from .metrics.suite import MetricSuite
 from .onnx_io import session as onnx_session
 
 SUBSAMPLE = 64
+COST_FLOOR = 0.02  # a share of the model's MACs: see `order`
 FOLDED_ACTIVATIONS = ("Relu", "Clip")
 
 
@@ -71,6 +72,17 @@ def with_float_tensors(quantized: onnx.ModelProto, original: onnx.ModelProto, na
     return model
 
 
+def searched_graph(quantized: onnx.ModelProto, original: onnx.ModelProto, float_tensors: Iterable[str],
+                   ranges: Mapping[str, tuple[float, float]] | None) -> onnx.ModelProto:
+    """The graph a search configuration describes, as it ships: the same rewrite the evaluator scored, with
+    the bypassed pairs and their constants removed."""
+    from .exporters.qdq import drop_unread_qdq
+
+    model = with_float_tensors(with_tensor_ranges(quantized, ranges or {}), original, float_tensors)
+    drop_unread_qdq(model)
+    return model
+
+
 def with_tensor_ranges(quantized: onnx.ModelProto, ranges: Mapping[str, tuple[float, float]]) -> onnx.ModelProto:
     """A copy of the QDQ graph whose named activations use the given ranges (scale and zero point as
     onnxruntime's quantizer derives them for the pair's integer type)."""
@@ -95,7 +107,37 @@ def with_tensor_ranges(quantized: onnx.ModelProto, ranges: Mapping[str, tuple[fl
         ])
         for user in [node, *consumers.get(node.output[0], [])]:
             user.input[1], user.input[2] = f"{prefix}_scale", f"{prefix}_zero_point"
+        for dequantize in consumers.get(node.output[0], []):
+            _rescale_biases(model, dequantize.output[0], scale)
     return model
+
+
+def _rescale_biases(model: onnx.ModelProto, tensor: str, input_scale: float) -> None:
+    """An INT32 bias is quantized with input scale x weight scale; onnxruntime fuses DequantizeLinear-Conv-
+    QuantizeLinear into QLinearConv only when that still holds, so a new input scale re-quantizes the
+    biases of the nodes reading `tensor` (same float bias, new scale)."""
+    constants = {init.name: init for init in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3 or node.input[0] != tensor:
+            continue
+        weight, bias = producer.get(node.input[1]), producer.get(node.input[2])
+        if weight is None or bias is None or weight.op_type != "DequantizeLinear" or bias.op_type != weight.op_type:
+            continue
+        if bias.input[0] not in constants or bias.input[1] not in constants or weight.input[1] not in constants:
+            continue
+        quantized = numpy_helper.to_array(constants[bias.input[0]])
+        if quantized.dtype != np.int32:
+            continue
+        float_bias = quantized.astype(np.float64) * numpy_helper.to_array(constants[bias.input[1]])
+        scale = (input_scale * numpy_helper.to_array(constants[weight.input[1]]).astype(np.float64))
+        scale = np.broadcast_to(scale, float_bias.shape).astype(np.float32)
+        safe = np.where(scale > 0, scale, 1.0)
+        values = np.clip(np.round(float_bias / safe), -(2**31), 2**31 - 1).astype(np.int32)
+        prefix = f"{bias.output[0]}_{node.name}_override"
+        model.graph.initializer.extend([numpy_helper.from_array(values, f"{prefix}_quantized"),
+                                        numpy_helper.from_array(scale, f"{prefix}_scale")])
+        bias.input[0], bias.input[1] = f"{prefix}_quantized", f"{prefix}_scale"
 
 
 def scale_and_zero_point(lo: float, hi: float, dtype: np.dtype) -> tuple[float, int]:
@@ -119,6 +161,39 @@ def quantized_activations(model: onnx.ModelProto) -> list[str]:
         if node.op_type == "QuantizeLinear" and node.input[0] not in constants:
             seen[node.input[0]] = None
     return list(seen)
+
+
+def speed_costs(quantized: onnx.ModelProto, macs: Mapping[str, int]) -> dict[str, dict]:
+    """For each quantized activation, what keeping it in float costs in speed: the compute nodes that lose
+    their integer kernel (the Conv writing it, whose QLinearConv needs the output pair, and the compute
+    nodes reading its DequantizeLinear) and their share of the model's MACs."""
+    total = sum(macs.values()) or 1
+    producer = {out: node for node in quantized.graph.node for out in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in quantized.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    costs: dict[str, dict] = {}
+    for node in quantized.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in costs:
+            continue
+        written_by = producer.get(node.input[0])
+        nodes = [written_by.name] if written_by is not None and written_by.name in macs else []
+        for dequantize in readers.get(node.output[0], []):
+            if dequantize.op_type == "DequantizeLinear":
+                nodes += [r.name for r in readers.get(dequantize.output[0], []) if r.name in macs]
+        nodes = list(dict.fromkeys(nodes))
+        costs[node.input[0]] = {"nodes": nodes, "macs_share": sum(macs[n] for n in nodes) / total}
+    return costs
+
+
+def speed_cost(costs: Mapping[str, dict], float_tensors: Iterable[str], macs: Mapping[str, int]) -> dict:
+    """What a fallback set costs together: the compute nodes that leave INT8, largest first, and their share."""
+    nodes = dict.fromkeys(name for tensor in float_tensors for name in costs.get(tensor, {}).get("nodes", []))
+    total = sum(macs.values()) or 1
+    ranked = sorted(nodes, key=lambda name: -macs.get(name, 0))
+    return {"macs_share": sum(macs.get(name, 0) for name in ranked) / total,
+            "nodes": [{"node": name, "macs_share": macs.get(name, 0) / total} for name in ranked]}
 
 
 def adjacent_nodes(original: onnx.ModelProto, tensors: Iterable[str], quantizable: set[str]) -> list[str]:
@@ -151,6 +226,7 @@ class Evaluator:
     gates: Gates
     metrics: tuple = ()  # the task's metrics; empty: every registered one
     runtime: str = "onnxruntime"  # the artifact's: trials compute what the shipped artifact's runner computes
+    costs: Mapping[str, dict] = field(default_factory=dict)  # speed_costs(): what floating a tensor costs
     evaluations: int = 0
 
     def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
@@ -204,6 +280,7 @@ class SearchResult:
     evaluations: int = 0
     samples: int = 0
     note: str | None = None
+    speed_cost: dict = field(default_factory=dict)  # speed_cost() of the float tensors
 
     def to_dict(self) -> dict:
         return {
@@ -212,7 +289,7 @@ class SearchResult:
             "all_quantized": self.baseline,
             "range_choice": self.range_choice.to_dict() if self.range_choice else None,
             "with_fallback": self.final, "ranking": self.ranking, "seconds": self.seconds,
-            "evaluations": self.evaluations, "subsample": self.samples,
+            "evaluations": self.evaluations, "subsample": self.samples, "speed_cost": self.speed_cost,
         }
 
 
@@ -231,17 +308,26 @@ def subsample(batches: Sequence, limit: int = SUBSAMPLE) -> list:
 def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict,
                  ranges: Mapping[str, tuple[float, float]] | None = None,
                  on_step: Callable[[], None] | None = None) -> list[dict]:
-    """Each tensor's effect: the score with it alone in float (the others quantized), most helpful first."""
+    """Each tensor's effect: the score with it alone in float (the others quantized), best value first:
+    the cosine it wins for the share of INT8 work it sends back to float."""
     ranking = []
     for name in candidates:
         score = evaluator.score([name], ranges)
+        cost = evaluator.costs.get(name, {})
         ranking.append({"tensor": name, "cosine_if_float": score["cosine"],
                         "cosine_gain": score["cosine"] - baseline["cosine"], "accuracy_drop_if_float":
-                        score["accuracy_drop"]})
+                        score["accuracy_drop"], "macs_share": cost.get("macs_share", 0.0),
+                        "float_compute": cost.get("nodes", [])})
         if on_step:
             on_step()
-    ranking.sort(key=lambda row: (-row["cosine_gain"], row["tensor"]))
+    order(ranking)
     return ranking
+
+
+def order(ranking: list[dict]) -> None:
+    """Most cosine per share of MACs first; a floor on the share keeps a free tensor with a tiny gain from
+    outranking one that buys most of the budget for a little speed. Gains <= 0 come last."""
+    ranking.sort(key=lambda row: (-row["cosine_gain"] / (row["macs_share"] + COST_FLOOR), row["tensor"]))
 
 
 def choose_method(evaluator: Evaluator, by_method: Mapping[str, Mapping[str, tuple[float, float]]],
@@ -290,7 +376,7 @@ def rerank(evaluator: Evaluator, ranking: list[dict], before: dict, after: dict,
         else:
             if_float = row["cosine_if_float"] + after["cosine"] - before["cosine"]
         rows.append({**row, "cosine_if_float": if_float, "cosine_gain": if_float - after["cosine"]})
-    rows.sort(key=lambda row: (-row["cosine_gain"], row["tensor"]))
+    order(rows)
     return rows
 
 
@@ -378,12 +464,25 @@ def markdown(search: dict) -> list[str]:
             lines += ["Per-tensor ranges: " + ", ".join(f"`{name}` {method}"
                                                         for name, method in choice["per_tensor"].items()), ""]
     if search["kept_in_float"]:
-        lines += ["Activations kept in float (most sensitive first): "
-                  + ", ".join(f"`{n}`" for n in search["kept_in_float"]),
-                  "", "Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
+        lines += ["Activations kept in float (best cosine per MAC first): "
+                  + ", ".join(f"`{n}`" for n in search["kept_in_float"]), ""]
+        if search["float_nodes"]:
+            lines += ["Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
+        lines += speed_lines(search.get("speed_cost") or {})
     if search["ranking"]:
-        lines += ["| activation | cosine if alone in float | gain |", "|---|---|---|"]
-        lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} |"
-                  for row in search["ranking"][:15]]
+        lines += ["| activation | cosine if alone in float | gain | MACs leaving INT8 |", "|---|---|---|---|"]
+        lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} | "
+                  f"{row.get('macs_share', 0.0):.1%} |" for row in search["ranking"][:15]]
         lines += ["", "![sensitivity](sensitivity.png)"]
     return lines
+
+
+def speed_lines(cost: dict) -> list[str]:
+    """The speed cost of the fallback, in words: which compute layers it sends back to float."""
+    if not cost.get("nodes"):
+        return ["Speed cost of the fallback: none (no compute node leaves its INT8 kernel).", ""]
+    named = ", ".join(f"`{row['node']}` {row['macs_share']:.1%}" for row in cost["nodes"][:10])
+    more = f" and {len(cost['nodes']) - 10} more" if len(cost["nodes"]) > 10 else ""
+    return [f"Speed cost of the fallback: {cost['macs_share']:.1%} of the model's MACs leave INT8 kernels "
+            f"({len(cost['nodes'])} compute nodes: {named}{more}). These layers are what keeps this "
+            "artifact from the full INT8 speed-up at this budget.", ""]

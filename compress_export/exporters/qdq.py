@@ -15,6 +15,9 @@ from ..errors import ExportError
 from ..graph import names_read, outer_reads, sort_topologically
 from ..onnx_io import data_file, needs_external_data, save
 
+# Ops whose INT8 kernel in onnxruntime writes a quantized output (QLinearConv): their output pair stays.
+INTEGER_OUTPUT_OPS = ("Conv",)
+
 
 @contextlib.contextmanager
 def quiet_root_logger():
@@ -73,6 +76,8 @@ def detach_float_readers(quantized: Path, original: onnx.ModelProto, quantized_n
     """Give nodes that stay in float the exact tensor again. onnxruntime's quantizer routes every reader
     of a quantized activation through its DequantizeLinear, so a residual Add next to a quantized MatMul
     would read the rounded value; a float reader only needs the tensor it read in the original graph.
+    A quantized Conv's output keeps its pair: onnxruntime fuses DequantizeLinear-Conv-QuantizeLinear into
+    one QLinearConv only when the output is quantized, and that kernel is the INT8 speed-up.
     Rewires in place; returns how many inputs changed."""
     model = onnx.load(str(quantized))
     original_inputs = {node.name: list(node.input) for node in original.graph.node}
@@ -90,23 +95,32 @@ def detach_float_readers(quantized: Path, original: onnx.ModelProto, quantized_n
             quantize = producer.get(dequantize.input[0])
             if quantize is None or quantize.op_type != "QuantizeLinear":
                 continue
+            written_by = producer.get(quantize.input[0])
+            if written_by is not None and written_by.op_type in INTEGER_OUTPUT_OPS and \
+                    written_by.name in keep_quantized:
+                continue
             # Where a Relu or Clip was folded into the pair, the float tensor before it is not what this node read.
             if before is None or index >= len(before) or before[index] != quantize.input[0]:
                 continue
             node.input[index] = quantize.input[0]
             rewired += 1
     if rewired:
-        _drop_unread_qdq(model)
+        drop_unread_qdq(model)
         save(model, quantized)
     return rewired
 
 
-def _drop_unread_qdq(model: onnx.ModelProto) -> None:
+def drop_unread_qdq(model: onnx.ModelProto) -> None:
+    """Remove Q/DQ nodes nobody reads (repeatedly), then the initializers nothing reads any more."""
     while True:
         read = names_read(model.graph)  # subgraphs read outer tensors by name: those readers count too
         unread = [node for node in model.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
                   and not any(out in read for out in node.output)]
         if not unread:
-            return
+            break
         for node in unread:
             model.graph.node.remove(node)
+    read = names_read(model.graph)
+    unused = [init for init in model.graph.initializer if init.name not in read]
+    for init in unused:
+        model.graph.initializer.remove(init)

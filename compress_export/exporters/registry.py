@@ -41,7 +41,10 @@ class Target:
     runtime: where its artifacts run. consumes: "onnx" (the FP32 ONNX graph) or "source" (the loaded
     model). ranges: which range table it reads: "onnx" (the FP32 graph's, from our calibrators), "source"
     (it calibrates the source model itself, or takes ranges learned there), or None. budget_search:
-    whether the quality-budget search may rewrite its artifact. baseline: the FP32 target it is timed
+    whether the quality-budget search runs on its artifact, and how its answer lands: "rewrite" (the
+    searched graph itself is the artifact: what was measured is what ships) or "reexport" (the export
+    runs again with the fallback nodes, for targets whose placement rules a bypassed pair could
+    break). baseline: the FP32 target it is timed
     against in its own runtime. options: the key of its family's settings (TrtOptions, TfliteOptions).
     calibrates: op types (beyond the recipe's) whose tensors calibration must cover for its placement.
     revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
@@ -54,7 +57,7 @@ class Target:
     consumes: str = "onnx"
     extra: str = "core"
     ranges: str | None = None
-    budget_search: bool = False
+    budget_search: str | None = None  # None, "rewrite" or "reexport"
     baseline: str = "onnx"
     options: str | None = None
     revalidate: str | None = None

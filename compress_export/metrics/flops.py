@@ -26,6 +26,17 @@ COMPUTE_OPS = MATMUL_OPS | CONV_OPS | {"Gemm", "QGemm", "MatMulNBits"}
 def count_model(model, example_shapes: dict[str, tuple[int, ...]] | None = None, feeds: dict | None = None) -> dict:
     """{parameters, macs, flops} per sample. Shapes come from one run on the first sample of `feeds` when
     given, else from shape inference with symbolic input dimensions taken from `example_shapes` (batch 1)."""
+
+    by_node = macs_by_node(model, example_shapes, feeds)
+    counted = [value for _, value in by_node if value is not None]
+    macs = sum(counted)
+    return {"parameters": parameter_count(model), "macs": macs, "flops": 2 * macs, "compute_ops": len(counted),
+            "compute_ops_without_shape": len(by_node) - len(counted)}
+
+
+def macs_by_node(model, example_shapes: dict[str, tuple[int, ...]] | None = None,
+                 feeds: dict | None = None) -> list[tuple[str, int | None]]:
+    """(node name, MACs per sample) of each compute node; None where its shapes stay unknown."""
     import onnx
 
     model = _concrete(model, example_shapes or {})
@@ -34,18 +45,7 @@ def count_model(model, example_shapes: dict[str, tuple[int, ...]] | None = None,
     shapes = _shapes(model)
     if feeds:
         shapes.update(_measured_shapes(model, {name: value[:1] for name, value in feeds.items()}))
-    macs, counted, uncounted = 0, 0, 0
-    for node in model.graph.node:
-        if node.op_type not in COMPUTE_OPS:
-            continue
-        value = node_macs(node, shapes)
-        if value is None:
-            uncounted += 1
-        else:
-            macs += value
-            counted += 1
-    return {"parameters": parameter_count(model), "macs": macs, "flops": 2 * macs, "compute_ops": counted,
-            "compute_ops_without_shape": uncounted}
+    return [(node.name, node_macs(node, shapes)) for node in model.graph.node if node.op_type in COMPUTE_OPS]
 
 
 def node_macs(node, shapes: dict[str, tuple]) -> int | None:

@@ -17,19 +17,39 @@ class Task:
     metrics: tuple[str, ...]
 
 
+# What the user sees of an output, where its shape says it: each applies only to outputs of its layout.
+OUTPUT_TASK_METRICS = ("detections", "masks", "sequences")
+
 TASKS: dict[str, Task] = {
     "classification": Task("classification", "(batch, classes) logits; accuracy where labels exist",
                            ("accuracy", "top1", "cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
+    "detection": Task("detection", "YOLO-layout boxes and class scores: box/class agreement (F1, top box)",
+                      ("detections", "cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
+    "segmentation": Task("segmentation", "probability maps (text detectors, segmenters): mask IoU",
+                         ("masks", "cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
+    "sequence": Task("sequence", "per-step symbol distributions (CTC recognizers): decoded sequence agreement",
+                     ("sequences", "cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
     "embedding": Task("embedding", "embeddings, features or regression outputs",
-                      ("cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
+                      ("cosine", "decisions", *OUTPUT_TASK_METRICS, "sqnr", "abs_error", *RESOURCES)),
 }
 
 
 def detect_task(outputs: dict) -> Task:
-    """classification when an output is (batch, classes) logits, else embedding."""
+    """classification when an output is (batch, classes) logits; detection, segmentation or sequence when an
+    output has that layout; else embedding (which still checks any output of those layouts)."""
     from .accuracy import classifier_output
+    from .detections import yolo_layout
+    from .masks import probability_map
+    from .sequences import step_distributions
 
-    return TASKS["classification" if classifier_output(outputs) else "embedding"]
+    if classifier_output(outputs):
+        return TASKS["classification"]
+    arrays = list(outputs.values())
+    for name, applies in (("detection", lambda a: yolo_layout(a) is not None), ("sequence", step_distributions),
+                          ("segmentation", probability_map)):
+        if any(getattr(array, "ndim", 0) and applies(array) for array in arrays):
+            return TASKS[name]
+    return TASKS["embedding"]
 
 
 def get_task(name: str | None, outputs: dict) -> Task:

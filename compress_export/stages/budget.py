@@ -1,5 +1,6 @@
 """The quality budget for one target: export; when a quantized artifact misses the gates, search other
-calibrators' ranges, per-tensor ranges, then the fewest activations in float, and export again."""
+calibrators' ranges, per-tensor ranges, then the activations in float that cost the least speed, and ship
+the searched graph (or export again with its fallback nodes, where the target's placement rules ask)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,20 @@ import onnx
 from ..calibrate import ranges_by_method
 from ..data import batch_rows
 from ..graph import op_types
+from ..metrics.flops import macs_by_node
 from ..metrics.gates import gate_results
+from ..onnx_io import save
 from ..runtimes import open_runner
-from ..sensitivity import Evaluator, adjacent_nodes, quantized_activations, search_budget, subsample
+from ..sensitivity import (
+    Evaluator,
+    adjacent_nodes,
+    quantized_activations,
+    search_budget,
+    searched_graph,
+    speed_cost,
+    speed_costs,
+    subsample,
+)
 from ..validators.compare import compare
 
 
@@ -32,7 +44,14 @@ def export_within_budget(job, target, ctx):
     searchable = target.budget_search and job.config.fallback and path.suffix == ".onnx" and ctx.ranges is not None
     if not searchable or _within(job, suite):
         return artifact, suite, None, ctx.ranges
-    search, ranges, float_nodes = _search(job, ctx, path, artifact.runtime)
+    search, ranges = _search(job, ctx, path, artifact.runtime)
+    if target.budget_search == "rewrite":
+        if ranges is not ctx.ranges or search.float_tensors:
+            save(searched_graph(onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx)), search.float_tensors,
+                                search.range_choice.ranges if search.range_choice else None), path)
+            suite = validate(artifact, ctx.bundle_dir, job)
+        return artifact, suite, search, ranges
+    float_nodes = _float_nodes(job, ctx, search)
     if ranges is not ctx.ranges or float_nodes:
         artifact = target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
         suite = validate(artifact, ctx.bundle_dir, job)
@@ -48,25 +67,34 @@ def _search(job, ctx, path: Path, runtime: str):
 
     quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
     candidates = quantized_activations(quantized)
-    evaluator = Evaluator(quantized, original, subsample(job.validation.batches), job.config.gates, job.task_metrics,
-                          runtime)
+    batches = subsample(job.validation.batches)
+    macs = {name: value for name, value in macs_by_node(original, ctx.example_shapes, batches[0][0]) if value}
+    evaluator = Evaluator(quantized, original, batches, job.config.gates, job.task_metrics, runtime,
+                          costs=speed_costs(quantized, macs))
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:
         search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: bar.update(1))
     search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
+    search.speed_cost = speed_cost(evaluator.costs, search.float_tensors, macs)
     ranges = ctx.ranges
     if search.range_choice and search.range_choice.ranges:
         ranges = ctx.ranges.with_ranges(search.range_choice.label, search.range_choice.ranges)
-    float_nodes: list[str] = []
-    if search.float_tensors:
-        quantizable = {node.name for node in original.graph.node
-                       if node.op_type in {*op_types(job.config.recipe), "Add"}}
-        float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
-        search.float_nodes = float_nodes
-        if not quantizable - set(float_nodes):
-            # Keeping those tensors in float means keeping every quantizable node in float: not this target.
-            search.note = (f"keeping {', '.join(search.float_tensors)} in float would leave no node quantized; "
-                           "the artifact keeps every node quantized and misses the budget")
-            search.float_tensors, search.float_nodes, search.met, float_nodes = [], [], False, []
-    return search, ranges, float_nodes
+    return search, ranges
+
+
+def _float_nodes(job, ctx, search) -> list[str]:
+    """For a target that exports again: the nodes to keep in float so the searched tensors stay float."""
+    if not search.float_tensors:
+        return []
+    original = onnx.load(str(ctx.fp32_onnx))
+    quantizable = {node.name for node in original.graph.node if node.op_type in {*op_types(job.config.recipe), "Add"}}
+    float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
+    search.float_nodes = float_nodes
+    if not quantizable - set(float_nodes):
+        # Keeping those tensors in float means keeping every quantizable node in float: not this target.
+        search.note = (f"keeping {', '.join(search.float_tensors)} in float would leave no node quantized; "
+                       "the artifact keeps every node quantized and misses the budget")
+        search.float_tensors, search.float_nodes, search.met = [], [], False
+        return []
+    return float_nodes

