@@ -93,11 +93,18 @@ def meets(limits: Gates, values: dict) -> bool:
     return all(gate.passes(values.get(gate.score_key), limits.limits[gate.name]) for gate in all_gates())
 
 
+# What the user sees (labels, decisions, boxes, masks, strings) outranks signal statistics like cosine.
+USER_LEVEL = ("accuracy", "top1", "detections", "masks", "sequences", "decisions")
+
+
 def ranking_key(limits: Gates, values: dict) -> tuple:
-    """Orders scores: meeting the budget first, then each gate's value in registry order (task gates
-    first), better first; differences below float noise do not count."""
-    key = [meets(limits, values)]
-    for gate in all_gates():
+    """Orders scores: meeting the budget first, then fewer failed gates, then each gate's value, the
+    user-level gates first and the rest in registry order, better first; differences below float noise
+    do not count."""
+    gated = [(metric.name, metric.gate) for metric in all_metrics() if metric.gate is not None]
+    failed = sum(not gate.passes(values.get(gate.score_key), limits.limits[gate.name]) for _, gate in gated)
+    key: list = [failed == 0, -failed]
+    for _, gate in sorted(gated, key=lambda pair: pair[0] not in USER_LEVEL):
         value = values.get(gate.score_key) or 0.0
         key.append(round(value if gate.higher_is_better else -value, 6))
     return tuple(key)
