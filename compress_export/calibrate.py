@@ -17,15 +17,30 @@ from .ranges import RangeTable
 from .specs import QuantRecipe
 
 
+class NothingToQuantize(UsageError):
+    """No top-level node is selected: the quantized targets fail, the others go on."""
+
+
+def nothing_selected(model: onnx.ModelProto, recipe: QuantRecipe) -> str:
+    wanted = set(op_types(recipe))
+    bodies = [attribute.g for node in model.graph.node if node.op_type in ("If", "Loop", "Scan")
+              for attribute in node.attribute if attribute.HasField("g")]
+    inside = sum(node.op_type in wanted for body in bodies for node in body.node)
+    if inside:
+        return (f"every node this target would quantize ({inside} in all) sits inside If/Loop/Scan bodies, which "
+                "stay in float; the float targets (onnx, onnx-fp16, onnx-dynamic) still apply")
+    return (f"no node of this model is selected for quantization (ops {', '.join(op_types(recipe))}; "
+            "check --include-ops / --exclude-ops / --exclude-nodes)")
+
+
 def calibrate_onnx(model_path: Path, data: CalibrationData, recipe: QuantRecipe, progress: bool = True) -> RangeTable:
     from tqdm import tqdm
 
     model = with_inferred_shapes(onnx.load(str(model_path), load_external_data=False))
     tensors = float_activations(model, select_nodes(model, recipe))
-    del model
     if not tensors:
-        raise UsageError(f"no node of this model is selected for quantization (ops {', '.join(op_types(recipe))}; "
-                         "check --include-ops / --exclude-ops / --exclude-nodes)")
+        raise NothingToQuantize(nothing_selected(model, recipe))
+    del model
     with tqdm(total=len(data), unit="sample", desc="calibrating", disable=not progress, file=sys.stderr,
               leave=False) as bar:
         stats = collect(model_path, tensors, data, recipe.num_bins, on_batch=bar.update)

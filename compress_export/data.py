@@ -18,6 +18,7 @@ from .data_files import data_files, read_arrays
 from .errors import UsageError
 from .hashing import sha256_file
 from .labels import check_labels, class_ids
+from .layout import batch_axis, sample_major
 from .specs import TensorSpec
 
 LABEL_KEY = "label"
@@ -71,10 +72,19 @@ class CalibrationData:
                 rows = np.asarray(shard.indices[start : start + self.batch_size])
                 if self.whole_batches and len(rows) < self.batch_size:
                     break
-                batch = {key: _cast(arrays[key][rows], self._dtype(key)) for key in keys}
+                batch = {key: _cast(self._rows(arrays[key], key, rows), self._dtype(key)) for key in keys}
                 if LABEL_KEY in batch:
                     batch[LABEL_KEY] = class_ids(batch[LABEL_KEY])
                 yield batch
+
+    def _rows(self, array: np.ndarray, key: str, rows: np.ndarray) -> np.ndarray:
+        """The batch's rows, sample-major (layout.py); a scalar input given once repeats for each row."""
+        spec = next((spec for spec in self.specs if spec.name == key), None)
+        if spec is None:
+            return array[rows]
+        if spec.rank == 0 and array.ndim == 0:
+            return np.full(len(rows), array, dtype=array.dtype)
+        return sample_major(array, spec.shape)[rows]
 
     def _dtype(self, key: str) -> np.dtype | None:
         for spec in self.specs:
@@ -215,13 +225,20 @@ def _check_file(file: Path, arrays: dict[str, np.ndarray], specs: Sequence[Tenso
     counts = set()
     for spec in specs:
         array = arrays[spec.name]
+        samples_on = batch_axis(spec.shape)
+        if samples_on is None and array.ndim <= 1:  # a scalar input: one value for all, or one per sample
+            if not _compatible(array.dtype, spec.np_dtype):
+                raise UsageError(f"{file}: input {spec.name!r} is {array.dtype}, the model expects {spec.dtype}")
+            if array.ndim:
+                counts.add(array.shape[0])
+            continue
         if array.ndim != spec.rank:
             raise UsageError(
                 f"{file}: input {spec.name!r} has shape {array.shape}, the model expects rank {spec.rank} "
                 f"{_shape_text(spec)}"
             )
         for axis, dim in enumerate(spec.shape):
-            if axis and isinstance(dim, int) and array.shape[axis] != dim:
+            if axis != samples_on and isinstance(dim, int) and array.shape[axis] != dim:
                 raise UsageError(
                     f"{file}: input {spec.name!r} has shape {array.shape}, the model expects {_shape_text(spec)}"
                 )
@@ -230,7 +247,7 @@ def _check_file(file: Path, arrays: dict[str, np.ndarray], specs: Sequence[Tenso
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             bad = int(np.size(array) - np.isfinite(array).sum())
             raise UsageError(f"{file}: input {spec.name!r} has {bad} NaN or Inf values")
-        counts.add(array.shape[0])
+        counts.add(array.shape[samples_on])
     if LABEL_KEY in arrays:
         counts.add(arrays[LABEL_KEY].shape[0] if arrays[LABEL_KEY].ndim else -1)
     if len(counts) > 1:

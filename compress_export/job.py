@@ -94,6 +94,7 @@ class Job:
     fp32: Path | None = None  # the original model's FP32 ONNX, when a target or a compression step needs it
     export_check: dict | None = None
     ranges: RangeTable | None = None  # the FP32 ONNX graph's ranges, when a target reads them
+    ranges_error: Exception | None = None  # why there are none, for the targets that read them
     compressed: list[tuple[CompressionMethod, Compressed]] = field(default_factory=list)
     baselines: dict[str, tuple[str, Path]] = field(default_factory=dict)  # FP32 models timed beside targets
     reports: list[Report] = field(default_factory=list)

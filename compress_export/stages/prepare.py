@@ -42,8 +42,12 @@ def calibration_data(config, specs, work: Path):
 
 
 def fixed_batch(specs) -> int | None:
-    """The batch size a model was exported with, when its inputs fix one (dim 0 an integer on every input)."""
-    sizes = {spec.shape[0] for spec in specs if spec.shape}
+    """The batch size a model was exported with, when its inputs fix one (the sample axis an integer on
+    every input that has one)."""
+    from ..layout import batch_axis
+
+    axes = [(spec, batch_axis(spec.shape)) for spec in specs]
+    sizes = {spec.shape[axis] for spec, axis in axes if axis is not None}
     return sizes.pop() if len(sizes) == 1 and all(isinstance(size, int) and size > 0 for size in sizes) else None
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from ..calibrate import calibrate_onnx
+from ..calibrate import NothingToQuantize, calibrate_onnx
 from ..errors import UsageError
 from ..graph import COMPUTE_OPS, select_nodes, with_inferred_shapes
 from ..ranges import RangeTable
@@ -16,7 +16,10 @@ from ..specs import QuantRecipe
 
 def ranges(job) -> None:
     if any(target.ranges == "onnx" for target in job.targets):
-        job.ranges = onnx_ranges(job.config, job.fp32, job.calib, job.calibration_recipe)
+        try:
+            job.ranges = onnx_ranges(job.config, job.fp32, job.calib, job.calibration_recipe)
+        except NothingToQuantize as error:  # the targets that need ranges fail one by one; the rest go on
+            job.ranges_error = error
 
 
 def onnx_ranges(config, fp32: Path, calib, recipe: QuantRecipe) -> RangeTable:

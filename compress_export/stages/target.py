@@ -32,6 +32,8 @@ def export_context(job, target, folder: Path, original: bool = False) -> ExportC
 
 
 def build_target(job, target, bench) -> Report:
+    if target.ranges == "onnx" and job.ranges is None and job.ranges_error is not None:
+        raise job.ranges_error
     bundle = job.out / target.name
     with BundleWriter(bundle) as folder:
         ctx = export_context(job, target, folder)

@@ -9,7 +9,15 @@ import pytest
 from compress_export.exporters.tensorrt.lint import lint_for_tensorrt
 from compress_export.job import PipelineConfig
 from compress_export.pipeline import run
-from tests.real_models import MODELS, models_folder, write_data, write_photo_data, yolo_model
+from tests.real_models import (
+    MODELS,
+    models_folder,
+    vad_model,
+    write_data,
+    write_photo_data,
+    write_speech_data,
+    yolo_model,
+)
 
 TARGETS = ("onnx-int8", "trt-int8", "onnx-dynamic", "onnx-fp16")
 TASK_METRIC = {"det": ("segmentation", "mask_iou"), "rec": ("sequence", "sequence_agreement"),
@@ -65,3 +73,19 @@ def test_published_yolo_detector_keeps_its_boxes_or_fails_its_gate(tmp_path):
         assert gates["min_detection_f1[output0]"] == (stats["detection_f1"] >= 0.9)
         assert report["passed"] == all(gates.values())
     assert lint_for_tensorrt(onnx.load(str(tmp_path / "out" / "trt-int8" / "model.onnx"))) == []
+
+
+@pytest.mark.slow
+def test_published_stateful_vad_as_shipped_builds_its_float_targets_and_says_why_not_int8(tmp_path):
+    model = vad_model()
+    if model is None:
+        pytest.skip("silero-vad not installed (pip install --no-deps silero-vad==6.2.3)")
+    calib, val = write_speech_data(tmp_path / "data", calibration=32, validation=16)
+    result = run(PipelineConfig(model=str(model), targets=",".join(TARGETS), out=tmp_path / "out",
+                                calib_data=str(calib), val_data=str(val), bench=None, progress=False))
+    reports = {report.target: report.to_dict() for report in result.reports}
+    assert set(reports) == {"onnx-dynamic", "onnx-fp16"} and all(r["passed"] for r in reports.values())
+    fp16 = reports["onnx-fp16"]["parity"]
+    assert fp16["stateN"]["samples"] == 16 and fp16["output"]["decision_agreement"] == 1.0
+    assert {failure.target for failure in result.failures} == {"onnx-int8", "trt-int8"}
+    assert all("If/Loop/Scan" in failure.error for failure in result.failures) and result.exit_code == 2
