@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import verify_bundle, write_text_atomic
+from .bundle import platform_info, verify_bundle, write_text_atomic
 from .data import LABEL_KEY, batch_rows
 from .errors import UsageError
 from .exporters import get_target
@@ -75,6 +75,7 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
     task = get_task(manifest.get("task"), outputs)
     suite = compare(lambda: open_runner(artifact["runtime"], str(path)), validation, get_metrics(task.metrics))
     context = {"bundle": str(folder), "source": manifest.get("source", {}), "task": task.name,
+               "machine": platform_info(), "exported_on": manifest.get("platform", {}),
                "data": {"validation": {"samples": validation.samples, "origin": "the bundle's reference/ set"}},
                **{key: artifact[key] for key in ("engine_built", "validated_with") if key in artifact}}
     info = {"path": artifact["path"], "size_bytes": artifact_bytes(path), "sha256": manifest["files"][artifact["path"]],

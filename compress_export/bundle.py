@@ -29,14 +29,42 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# CPU features that change INT8 results or speed: without VNNI onnxruntime's signed INT8 kernels can
+# saturate, and VNNI/AMX decide how much faster INT8 runs.
+INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+
+
 def platform_info() -> dict[str, str]:
+    cpu = cpu_info()
     return {
         "system": platform.system(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu.get("model") or platform.processor() or platform.machine(),
         "cpus": str(os.cpu_count()),
+        "int8_features": cpu.get("features", "unknown"),
+        "onnxruntime": _version("onnxruntime"),
     }
+
+
+def cpu_info() -> dict[str, str]:
+    """The CPU's model name and its INT8-relevant features, from /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines()[:60] if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    present = ", ".join(feature for feature in INT8_FEATURES if feature in flags)
+    return {"model": fields.get("model name", ""), "features": present or "none of " + "/".join(INT8_FEATURES)}
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def ensure_writable(out: Path) -> None:

@@ -138,6 +138,8 @@ class Report:
                 rows.append(_row(f"latency {label} @ batch {batch} (ms)", base.get(key), stats[key]))
             rows.append(_row(f"throughput @ batch {batch} (/s)", base.get("throughput_per_s"),
                              stats["throughput_per_s"]))
+            if batch in self.bench.get("a_a", {}):  # the FP32 model timed against a second copy of itself
+                rows.append(_row(f"A/A: FP32 against itself @ batch {batch} (x)", 1.0, self.bench["a_a"][batch]))
         rows.append(_row("peak RSS (MB)", (reference or {}).get("peak_rss_mb"), candidate["peak_rss_mb"]))
         reference_size = _kb((reference or {}).get("size_bytes"))
         rows.append(_row("size on disk (KB)", reference_size, _kb(candidate.get("size_bytes"))))
@@ -185,6 +187,10 @@ def plot_tradeoff(points: list[tuple[str, float, float]], quality_label: str, pa
         axes.scatter([latency], [quality], s=40)
         axes.annotate(label, (latency, quality), textcoords="offset points", xytext=(5, 5 if index else -14),
                       fontsize=9)
+    qualities = [quality for _, _, quality in points]
+    if qualities and max(qualities) <= 1.0:  # accuracy, cosine and agreements never pass 1
+        low = min(qualities)
+        axes.set_ylim(max(low - max(0.2 * (1.0 - low), 0.005), 0.0), 1.0 + max(0.05 * (1.0 - low), 0.001))
     axes.set_xlabel(f"p50 latency at batch {batch}, relative to FP32 timed beside it (lower is better)")
     axes.set_ylabel(f"{quality_label}, higher is better")
     axes.set_title(f"{quality_label} vs latency")

@@ -52,6 +52,9 @@ def session_options(runtime: str = "onnxruntime", threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # Spinning worker threads keep their cores busy after a run; with sessions timed in turns (the benchmark's
+    # interleaving) they steal the next session's cores, and a model against itself measured 0.4x on 16 cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if runtime == ExactQdqRunner.name:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,9 @@ class Benchmarker:
     def compare(self, runtime: str, path: Path, reference_model: tuple[str, Path]) -> dict:
         """`reference_model`: the FP32 model in the candidate's runtime, (runtime, path)."""
         reference_runtime, reference_path = reference_model
-        reference, candidate = latency_in_subprocess([reference_model, (runtime, path)], self.sample, self.settings)
+        # The reference twice: its two copies must time alike (the A/A check), or the ratios mean nothing.
+        reference, twin, candidate = latency_in_subprocess([reference_model, reference_model, (runtime, path)],
+                                                           self.sample, self.settings)
         if reference_path not in self.reference_memory:
             self.reference_memory[reference_path] = memory_in_subprocess(reference_runtime, reference_path,
                                                                          self.sample, self.settings)
@@ -36,7 +39,11 @@ class Benchmarker:
             "reference": flat_bench(reference, self.reference_memory[reference_path], artifact_bytes(reference_path),
                                     self.settings),
             "candidate": flat_bench(candidate, candidate_memory, artifact_bytes(path), self.settings),
-            "method": "reference and candidate timed interleaved in one process; peak RSS each in its own",
+            "method": "reference, a second copy of it and the candidate timed interleaved in one process, "
+                      "intra-op thread spinning off; peak RSS each in its own",
+            "threads": self.settings.threads or os.cpu_count(),
+            "a_a": {batch: stats["p50_ms"] / twin[batch]["p50_ms"] for batch, stats in reference.items()
+                    if batch in twin},
         }
         result["ratios"] = ratios(result["reference"], result["candidate"])
         return result
@@ -64,6 +71,16 @@ def ratios(reference: dict, candidate: dict) -> dict:
         if base:
             result[f"speedup_p50_batch{batch}"] = base["p50_ms"] / stats["p50_ms"]
     return result
+
+
+A_A_TOLERANCE = 0.05  # the FP32 model against itself must measure 1.00x within this
+
+
+def noise_warnings(a_a: dict) -> list[str]:
+    """The A/A check: where two copies of one model time apart, speed ratios of that size mean nothing."""
+    return [f"timings are noisy at batch {batch}: the FP32 model measured {ratio:.2f}x against itself; speedups "
+            f"within {abs(ratio - 1):.0%} of 1.00x are not meaningful on this machine now"
+            for batch, ratio in a_a.items() if abs(ratio - 1.0) > A_A_TOLERANCE]
 
 
 def speed_warnings(ratios: dict) -> list[str]:

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .. import __version__
-from ..bundle import BundleWriter, write_manifest
+from ..bundle import BundleWriter, platform_info, write_manifest
 from ..exporters import ExportContext, get_target
 from ..hashing import sha256_file
 from ..metrics.base import ArtifactProbe
@@ -14,7 +14,7 @@ from ..onnx_io import artifact_bytes
 from ..report import Report
 from ..sensitivity import markdown as sensitivity_markdown
 from ..sensitivity import plot_sensitivity
-from .benchmark import speed_warnings
+from .benchmark import noise_warnings, speed_warnings
 from .budget import export_within_budget, validate
 from .bundle_files import write_reference, write_reports
 from .compress import source_for
@@ -117,6 +117,8 @@ def baseline(job, target) -> tuple[str, Path]:
 
 def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None:
     report.bench = bench.compare(artifact.runtime, path, baseline(job, target))
+    report.bench["machine"] = platform_info()  # the numbers belong to this CPU and runtime
+    report.warnings += noise_warnings(report.bench.get("a_a", {}))
     if target.is_baseline:
         return
     if artifact.runtime != target.runtime:
