@@ -57,6 +57,7 @@ ROOT_HELP = """Compress a trained model, export it for a target, and prove the r
 \b
   compress-export MODEL --to onnx,onnx-int8,onnx-dynamic --calib-data calib.npz --out dist/
   compress-export demo
+  compress-export run recipe.yaml --out dist/
   compress-export calibrate model.onnx --calib-data calib.npz --out ranges.json
   compress-export validate dist/onnx-int8
   compress-export lint dist/trt-int8/model.onnx --for tensorrt
@@ -219,13 +220,33 @@ def export_command(**o) -> int:
 
     if o["ranges_from"] and o["ranges_from_cache"]:
         raise UsageError("give --ranges or --ranges-from-cache, not both")
-    config = PipelineConfig(
+    from .recipe_file import resolved_recipe
+
+    run_recipe = resolved_recipe(o)
+    config = PipelineConfig(run_recipe=run_recipe,
         recipe=build_recipe(o), gates=build_gates(o), fallback=not o.pop("no_fallback"), bench=build_bench(o),
         target_options=build_target_options(o), compression=build_compression(o, o["seed"]),
         inputs=_inputs(o.pop("inputs")), out=Path(o.pop("out")), progress=not quiet, **o)
     result = run(config)
     _print_summary(result, as_json, quiet)
     return result.exit_code
+
+
+@cli.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def run_command(ctx: click.Context, recipe: str) -> int:
+    """Run the job a recipe file describes: `compress-export run recipe.yaml [EXPORT OPTIONS]`.
+
+    A key is an export option's long name (to, calib-data, min-cosine, ...) or model; sections group keys
+    (data:, gates:, ...). Unknown keys are errors. Options given here override the file. Each bundle keeps
+    the resolved recipe as recipe.yaml, which runs the same job again.
+    """
+    from .recipe_file import read_recipe
+
+    values = read_recipe(Path(recipe), export_command)
+    return export_command.main(args=list(ctx.args), prog_name="compress-export run", default_map=values,
+                               standalone_mode=False)
 
 
 @cli.command("calibrate")

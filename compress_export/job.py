@@ -56,6 +56,7 @@ class PipelineConfig:
     compression: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
     progress: bool = True
+    run_recipe: Mapping[str, Any] | None = None  # every CLI setting, written to each bundle as recipe.yaml
 
 
 @dataclass

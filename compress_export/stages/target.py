@@ -57,6 +57,10 @@ def build_target(job, target, bench) -> Report:
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
         write_reports(folder, report)
+        if job.config.run_recipe:
+            from ..recipe_file import RECIPE_FILE, recipe_yaml
+
+            (folder / RECIPE_FILE).write_text(recipe_yaml(dict(job.config.run_recipe)))
         write_manifest(folder, manifest_info(job, target, artifact, report, ctx.fp32_onnx))
     return report
 
