@@ -58,6 +58,7 @@ ROOT_HELP = """Compress a trained model, export it for a target, and prove the r
   compress-export MODEL --to onnx,onnx-int8,onnx-dynamic --calib-data calib.npz --out dist/
   compress-export demo
   compress-export run recipe.yaml --out dist/
+  compress-export compare old/ new/ --max-latency-regression 5
   compress-export calibrate model.onnx --calib-data calib.npz --out ranges.json
   compress-export validate dist/onnx-int8
   compress-export lint dist/trt-int8/model.onnx --for tensorrt
@@ -247,6 +248,26 @@ def run_command(ctx: click.Context, recipe: str) -> int:
     values = read_recipe(Path(recipe), export_command)
     return export_command.main(args=list(ctx.args), prog_name="compress-export run", default_map=values,
                                standalone_mode=False)
+
+
+@cli.command("compare")
+@click.argument("a", type=click.Path(exists=True, file_okay=False))
+@click.argument("b", type=click.Path(exists=True, file_okay=False))
+@click.option("--max-latency-regression", type=FiniteFloat(0.0, 1000.0), default=5.0, show_default=True,
+              help="Gate: percent by which B's speed-up against FP32 may fall behind A's, at any batch size.")
+@click.option("--max-quality-drop", type=FiniteFloat(0.0, 1000.0), default=0.005, show_default=True,
+              help="Gate: how far any gate's value (cosine, accuracy drop, ...) may move the wrong way.")
+@click.option("--max-size-growth", type=FiniteFloat(0.0, 1000.0), default=5.0, show_default=True,
+              help="Gate: percent by which B's artifact may be larger.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+def compare_command(a, b, max_latency_regression, max_quality_drop, max_size_growth, as_json) -> int:
+    """Compare two bundles, or two runs' output folders, target by target: quality, speed-up, size, MACs.
+    Exit 1 when B regresses past a limit (for CI), 0 otherwise."""
+    from .compare import Limits, compare, markdown
+
+    result = compare(Path(a), Path(b), Limits(max_latency_regression, max_quality_drop, max_size_growth))
+    click.echo(json.dumps(result, indent=2) if as_json else markdown(result))
+    return 0 if result["passed"] else 1
 
 
 @cli.command("calibrate")
