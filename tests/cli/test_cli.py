@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from compress_export.cli import cli
 from tests.conftest import DIGITS_FACTORY
 
-COMMANDS = [[], ["export"], ["run"], ["compare"], ["calibrate"], ["validate"], ["demo"], ["targets"], ["lint"], ["build-engine"]]
+COMMANDS = [[], ["export"], ["run"], ["compare"], ["calibrate"], ["validate"], ["demo"], ["targets"], ["lint"],
+            ["build-engine"]]
 
 
 def invoke(*args):
