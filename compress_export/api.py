@@ -46,7 +46,7 @@ def calibrate(model: str, out: Path, *, recipe: QuantRecipe = QuantRecipe(), pro
     config = PipelineConfig(model=model, targets="", out=out.parent, **source)
     loaded = load_source(config)
     with tempfile.TemporaryDirectory(prefix="ce-calibrate-") as tmp:
-        data = calibration_data(config, loaded.inputs, Path(tmp))
+        data = calibration_data(config, loaded.inputs, Path(tmp), loaded)
         fp32 = Path(tmp) / "model.fp32.onnx"
         export_fp32(loaded, fp32, next(data.batches()))
         table = calibrate_onnx(fp32, data, recipe, progress)

@@ -38,6 +38,8 @@ class PipelineConfig:
     inputs: tuple[TensorSpec, ...] = ()
     trust_pickle: bool = False
     calib_data: str | None = None
+    text_data: str | None = None  # one text a line, tokenized with a checkpoint folder's tokenizer
+    seq_len: int = 128
     calib_samples: int | None = None
     calib_batch: int = 16
     val_data: str | None = None

@@ -65,6 +65,11 @@ source_options = _stack(
 data_options = _stack(
     click.option("--calib-data", type=click.Path(exists=True), metavar="NPZ|DIR",
                  help=".npz whose keys are input names (optional 'label'), or a folder of them."),
+    click.option("--text-data", type=click.Path(exists=True, dir_okay=False), metavar="TXT",
+                 help="For a Hugging Face checkpoint folder: one text a line, tokenized with its own tokenizer "
+                      "(instead of --calib-data)."),
+    click.option("--seq-len", type=click.IntRange(min=1), default=128, show_default=True,
+                 help="--text-data: tokens per sample (padded or truncated)."),
     click.option("--calib-samples", type=click.IntRange(min=1), help="Use at most this many calibration samples."),
     click.option("--calib-batch", type=click.IntRange(min=1), default=16, show_default=True,
                  help="Batch size for calibration and validation passes."),

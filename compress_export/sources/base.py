@@ -11,6 +11,7 @@ from ..specs import TensorSpec
 
 class LoadedModel(ABC):
     framework = "unknown"
+    task: str | None = None  # what the source knows the model does (a checkpoint's architecture); None: detect
 
     def __init__(self, description: str, sha256: str, inputs: tuple[TensorSpec, ...]):
         self.description = description

@@ -32,9 +32,18 @@ def load_model(
     data_specs: tuple[TensorSpec, ...] = (),
     trust_pickle: bool = False,
 ) -> LoadedModel:
-    """`spec` is a `.onnx`, a `.pt2`, a Keras `.keras`/`.h5`, a pickled module (only with trust_pickle), or
-    `file.py:factory` / `package.module:factory`. Input specs come from the file, else `inputs`, else `data_specs`."""
+    """`spec` is a `.onnx`, a `.pt2`, a Keras `.keras`/`.h5`, a Hugging Face checkpoint folder, a pickled module
+    (only with trust_pickle), or `file.py:factory` / `package.module:factory`. Input specs come from the file,
+    else `inputs`, else `data_specs`."""
     path = Path(spec)
+    from .hf_source import is_checkpoint_folder
+
+    if is_checkpoint_folder(path):
+        from .hf_source import load_checkpoint
+
+        if weights:
+            raise UsageError("--weights applies to PyTorch factories; a checkpoint folder carries its weights")
+        return load_checkpoint(path, trust_pickle)
     if path.suffix == ".onnx" or (path.is_file() and _is_onnx(path)):
         from .onnx_source import OnnxModel
 

@@ -32,7 +32,16 @@ def load_source(config) -> LoadedModel:
     return model
 
 
-def calibration_data(config, specs, work: Path):
+def calibration_data(config, specs, work: Path, model=None):
+    if config.text_data:
+        folder = getattr(model, "tokenizer_folder", None)
+        if folder is None:
+            raise UsageError("--text-data needs a Hugging Face checkpoint folder as MODEL (its tokenizer reads the "
+                             "text); for other models give --calib-data FILE.npz")
+        from ..sources.hf_source import tokenize_text
+
+        path = tokenize_text(folder, Path(config.text_data), work / "text" / "tokens.npz", config.seq_len)
+        return load_npz_data(str(path), specs, config.calib_batch, config.calib_samples)
     if config.calib_data:
         return load_npz_data(config.calib_data, specs, config.calib_batch, config.calib_samples)
     if config.random_data:
@@ -60,7 +69,7 @@ def prepare_data(job) -> None:
         if config.bench is not None:
             config = replace(config, bench=replace(config.bench, batches=(batch,)))
         job.config = config
-    calib = calibration_data(config, specs, job.work)
+    calib = calibration_data(config, specs, job.work, job.model)
     if config.val_data:
         job.calib, job.val = calib, load_npz_data(config.val_data, specs, config.calib_batch)
         if batch is not None:

@@ -48,7 +48,8 @@ def reference(job) -> None:
         job.fp32 = job.work / "model.fp32.onnx"
         export_fp32(job.model, job.fp32, next(job.calib.batches()))
     job.validation = reference_outputs(job.model, job.val, job.val_origin, job.config.progress)
-    job.task = get_task(job.config.task, job.validation.batches[0][2])
+    named = job.config.task if job.config.task not in (None, "auto") else getattr(job.model, "task", None)
+    job.task = get_task(named, job.validation.batches[0][2])
     if job.fp32 is not None:
         job.export_check = check_export(job.fp32, job.validation)
 

@@ -1,0 +1,102 @@
+"""A Hugging Face checkpoint folder (config.json, safetensors weights, tokenizer) of an encoder or a
+sequence classifier, loaded offline by transformers without remote code. The model takes `input_ids` and
+`attention_mask` ([batch, seq] int64); an encoder gives the mean-pooled sentence embedding (the mask
+decides which tokens count, as sentence-transformers does), a classifier its logits. `--text-data FILE`
+(one text a line) is tokenized with the folder's own tokenizer, so no .npz is needed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError, require
+from ..hashing import sha256_files
+from ..specs import TensorSpec
+
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+DEFAULT_SEQUENCE = 128
+
+
+def is_checkpoint_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def load_checkpoint(folder: Path, trust_pickle: bool):
+    torch = require("torch", "torch")
+    transformers = require("transformers", "hf")
+    from .torch_source import TorchModel
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    safe = [folder / name for name in SAFE_WEIGHTS if (folder / name).is_file()]
+    pickled = [folder / name for name in PICKLED_WEIGHTS if (folder / name).is_file()]
+    if not safe and not pickled:
+        raise UsageError(f"{folder}: a checkpoint folder needs model.safetensors (or pytorch_model.bin)")
+    if not safe and not trust_pickle:
+        raise UsageError(f"{folder}: its weights are pickled (pytorch_model.bin); loading them runs code from the "
+                         "file. Pass --trust-pickle if you trust its author, or convert them to safetensors")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder}/config.json: not readable JSON ({exc})") from None
+    if config.get("auto_map"):
+        raise UsageError(f"{folder}: the checkpoint needs its own Python code (auto_map); it is not run here")
+    classifier = any(name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
+    auto = transformers.AutoModelForSequenceClassification if classifier else transformers.AutoModel
+    try:
+        model = auto.from_pretrained(str(folder), use_safetensors=bool(safe), attn_implementation="eager",
+                                     local_files_only=True)
+    except Exception as exc:
+        raise UsageError(f"{folder}: transformers cannot load it ({str(exc).splitlines()[0][:200]})") from None
+
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    class SentenceEmbedding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = model
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    module = (Classifier() if classifier else SentenceEmbedding()).eval()
+    specs = (TensorSpec("input_ids", ("batch", "seq"), "int64"),
+             TensorSpec("attention_mask", ("batch", "seq"), "int64"))
+    files = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix in (".json", ".safetensors",
+                                                                                          ".txt", ".model", ".bin"))
+    loaded = TorchModel(module, str(folder), sha256_files(*files), specs)
+    loaded.tokenizer_folder = folder
+    loaded.task = "classification" if classifier else "embedding"
+    return loaded
+
+
+def tokenize_text(folder: Path, text_file: Path, out: Path, sequence: int = DEFAULT_SEQUENCE) -> Path:
+    """One sample per non-empty line of `text_file`, tokenized by the checkpoint's tokenizer into an .npz."""
+    transformers = require("transformers", "hf")
+    try:
+        lines = [line.strip() for line in Path(text_file).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--text-data {text_file}: cannot read it as UTF-8 text ({exc})") from None
+    texts = [line for line in lines if line]
+    if not texts:
+        raise UsageError(f"--text-data {text_file}: no text (one sample per line)")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise UsageError(f"{folder}: no usable tokenizer ({str(exc).splitlines()[0][:200]})") from None
+    tokens = tokenizer(texts, padding="max_length", truncation=True, max_length=sequence, return_tensors="np")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, input_ids=tokens["input_ids"].astype(np.int64),
+             attention_mask=tokens["attention_mask"].astype(np.int64))
+    return out
