@@ -23,7 +23,7 @@ from .ranges import RangeTable
 from .report import Report
 from .runtimes import open_runner
 from .specs import QuantRecipe
-from .stages.benchmark import flat_bench
+from .stages.benchmark import flat_bench, noise_warnings, ratios
 from .stages.prepare import calibration_data, load_source
 from .stages.reference import export_fp32
 from .stages.target import analyse
@@ -84,13 +84,32 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
     analyse(report, ArtifactProbe(path, artifact["runtime"], None, tuple(validation.batches)), task.metrics)
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
-        (by_batch,) = latency_in_subprocess([(artifact["runtime"], path)], sample, bench)
-        memory = memory_in_subprocess(artifact["runtime"], path, sample, bench)
-        report.bench = {"candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench)}
+        report.bench = _bench_here(folder, manifest, (artifact["runtime"], path), sample, bench)
+        report.warnings += noise_warnings(report.bench.get("a_a", {}))
         recorded_report = folder / "report.json"
         if recorded_report.is_file():
             report.bench["recorded"] = json.loads(recorded_report.read_text()).get("bench", {}).get("candidate")
     return report
+
+
+def _bench_here(folder: Path, manifest: dict, model: tuple[str, Path], sample: dict, bench: BenchSettings) -> dict:
+    """The artifact's latency and memory on this machine; beside its FP32 baseline (and a second copy of it, the
+    A/A check) when the bundle carries one (`--with-baseline`), so the speed-up is this device's."""
+    runtime, path = model
+    memory = memory_in_subprocess(runtime, path, sample, bench)
+    carried = manifest.get("baseline")
+    if not carried:
+        (by_batch,) = latency_in_subprocess([model], sample, bench)
+        return {"candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench)}
+    reference = (carried["runtime"], folder / carried["path"])
+    base, twin, by_batch = latency_in_subprocess([reference, reference, model], sample, bench)
+    result = {"reference": flat_bench(base, memory_in_subprocess(*reference, sample, bench),
+                                      artifact_bytes(reference[1]), bench),
+              "candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench),
+              "a_a": {b: stats["p50_ms"] / twin[b]["p50_ms"] for b, stats in base.items() if b in twin},
+              "method": "the bundle's FP32 baseline, a second copy of it and the artifact timed interleaved here"}
+    result["ratios"] = ratios(result["reference"], result["candidate"])
+    return result
 
 
 def build_engine_for_bundle(folder: Path, max_batch: int = 32, strongly_typed: bool = False) -> dict:

@@ -205,6 +205,8 @@ def _print_table(result) -> None:
 @qat_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for splits, random data and training.")
+@click.option("--with-baseline", is_flag=True,
+              help="Each bundle carries its FP32 baseline, so `validate` on the device reports speed-ups there.")
 @output_options
 def export_command(**o) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.

@@ -59,6 +59,7 @@ class PipelineConfig:
     seed: int = 0
     progress: bool = True
     run_recipe: Mapping[str, Any] | None = None  # every CLI setting, written to each bundle as recipe.yaml
+    with_baseline: bool = False  # each bundle carries its FP32 baseline, so `validate` times speed-ups there
 
 
 @dataclass

@@ -56,12 +56,14 @@ def build_target(job, target, bench) -> Report:
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
+        carried = carry_baseline(job, target, folder) if job.config.with_baseline else None
         write_reports(folder, report)
         if job.config.run_recipe:
             from ..recipe_file import RECIPE_FILE, recipe_yaml
 
             (folder / RECIPE_FILE).write_text(recipe_yaml(dict(job.config.run_recipe)))
-        write_manifest(folder, manifest_info(job, target, artifact, report, ctx.fp32_onnx))
+        write_manifest(folder, {**manifest_info(job, target, artifact, report, ctx.fp32_onnx),
+                                **({"baseline": carried} if carried else {})})
     return report
 
 
@@ -105,6 +107,22 @@ def _original_side(job, target) -> dict:
         suite = validate(artifact, folder, job)
         return {"parity": suite.parity(), "metrics": suite.metrics(),
                 "size_bytes": artifact_bytes(folder / artifact.path)}
+
+
+def carry_baseline(job, target, folder: Path) -> dict | None:
+    """A copy of the FP32 model the target is timed against, under baseline/ (with its external data)."""
+    import shutil
+
+    from ..onnx_io import data_file
+
+    if target.is_baseline:
+        return None
+    runtime, path = baseline(job, target)
+    (folder / "baseline").mkdir()
+    shutil.copy2(path, folder / "baseline" / path.name)
+    if data_file(path).is_file():
+        shutil.copy2(data_file(path), folder / "baseline" / data_file(path).name)
+    return {"path": f"baseline/{path.name}", "runtime": runtime}
 
 
 def baseline(job, target) -> tuple[str, Path]:
