@@ -13,6 +13,7 @@ from pathlib import Path
 from .bundle_schema import check_manifest, unlisted_files
 from .errors import BundleIntegrityError, UsageError
 from .hashing import sha256_file
+from .providers import current_provider
 
 MANIFEST = "manifest.json"
 SCHEMA = "compress-export/bundle@1"
@@ -44,6 +45,7 @@ def platform_info() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "int8_features": cpu.get("features", "unknown"),
         "onnxruntime": _version("onnxruntime"),
+        "onnxruntime_provider": current_provider(),
     }
 
 

@@ -27,6 +27,7 @@ from .errors import (
 )
 from .options import (
     FiniteFloat,
+    apply_provider,
     bench_options,
     build_bench,
     build_compression,
@@ -39,6 +40,7 @@ from .options import (
     gate_override_options,
     output_options,
     pop_gate_overrides,
+    provider_option,
     qat_options,
     quant_options,
     source_options,
@@ -207,6 +209,7 @@ def _print_table(result) -> None:
               help="Seed for splits, random data and training.")
 @click.option("--with-baseline", is_flag=True,
               help="Each bundle carries its FP32 baseline, so `validate` on the device reports speed-ups there.")
+@provider_option
 @output_options
 def export_command(**o) -> int:
     """Export MODEL to each target, validate it, and write a bundle per target.
@@ -226,6 +229,7 @@ def export_command(**o) -> int:
     from .recipe_file import resolved_recipe
 
     run_recipe = resolved_recipe(o)
+    apply_provider(o)
     config = PipelineConfig(run_recipe=run_recipe,
         recipe=build_recipe(o), gates=build_gates(o), fallback=not o.pop("no_fallback"), bench=build_bench(o),
         target_options=build_target_options(o), compression=build_compression(o, o["seed"]),
@@ -305,11 +309,13 @@ def calibrate_command(**o) -> int:
 @click.option("--require-engine", is_flag=True,
               help="trt-int8 bundles: exit 3 unless the TensorRT engine runs here (no onnxruntime proxy).")
 @bench_options
+@provider_option
 @output_options
 def validate_command(**o) -> int:
     """Re-check a bundle: file hashes, parity against its reference outputs, and the benchmark."""
     as_json, quiet = o.pop("as_json"), o.pop("quiet")
     _configure_logging(o.pop("verbose"), quiet)
+    apply_provider(o)
     from .api import validate_bundle
 
     report = validate_bundle(Path(o["bundle"]), bench=build_bench(o), require_engine=o["require_engine"],

@@ -145,6 +145,19 @@ def task_option(function):
                              "(batch, classes) outputs, else embedding).")(function)
 
 
+provider_option = click.option(
+    "--provider", metavar="NAME", help="onnxruntime execution provider that runs the ONNX artifacts: cpu, cuda, "
+    "tensorrt, openvino, dml, coreml, rocm, qnn, xnnpack, or a full name (refused unless this onnxruntime has it).")
+
+
+def apply_provider(o: dict) -> None:
+    name = o.pop("provider")
+    if name:
+        from .providers import use_provider
+
+        use_provider(name)
+
+
 bench_options = _stack(
     click.option("--bench-batch", default="1,32", show_default=True, metavar="B1,B2",
                  help="Batch sizes to benchmark."),

@@ -1,4 +1,4 @@
-"""Runs an ONNX artifact in onnxruntime on the CPU."""
+"""Runs an ONNX artifact in onnxruntime: on the CPU, or on the execution provider `--provider` names."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..providers import artifact_providers
 from .base import Runner
 from .ort_session import Session
 
@@ -26,7 +27,8 @@ class OnnxRuntimeRunner(Runner):
         self._outputs = [o.name for o in model.graph.output]
 
     def activate(self) -> None:
-        self._session = Session(self.path, session_options(self.name, self.threads), Path(self.path).name)
+        self._session = Session(self.path, session_options(self.name, self.threads), Path(self.path).name,
+                                providers=artifact_providers() if self.name == OnnxRuntimeRunner.name else None)
 
     def deactivate(self) -> None:
         self._session = None
@@ -58,3 +60,4 @@ def session_options(runtime: str = "onnxruntime", threads: int | None = None):
     if runtime == ExactQdqRunner.name:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return options
+

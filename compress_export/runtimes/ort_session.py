@@ -24,12 +24,12 @@ def first_line(exc: BaseException) -> str:
 class Session:
     """An onnxruntime CPU session whose failures are CompressExportErrors with onnxruntime's first line."""
 
-    def __init__(self, model: str | bytes, options=None, what: str = "the model"):
+    def __init__(self, model: str | bytes, options=None, what: str = "the model", providers: list[str] | None = None):
         import onnxruntime as ort
 
         self.what = what
         try:
-            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model, options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for every load failure
             raise ExportError(f"onnxruntime cannot load {what}: {first_line(exc)}") from None
 
