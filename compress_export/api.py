@@ -29,6 +29,8 @@ from .stages.reference import export_fp32
 from .stages.target import analyse
 from .validators.bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
 from .validators.compare import compare
+from .validators.cross_machine import differences
+from .validators.cross_machine import warnings as cross_machine_warnings
 
 __all__ = ["PipelineConfig", "RunResult", "calibrate", "run", "run_demo", "validate_bundle"]
 
@@ -80,7 +82,9 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
                **{key: artifact[key] for key in ("engine_built", "validated_with") if key in artifact}}
     info = {"path": artifact["path"], "size_bytes": artifact_bytes(path), "sha256": manifest["files"][artifact["path"]],
             "runtime": artifact["runtime"]}
+    context["cross_machine"] = differences(folder, lambda: open_runner(artifact["runtime"], str(path)), inputs)
     report = Report.from_suite(manifest["target"], limits, info, suite, context, notes)
+    report.warnings += cross_machine_warnings(context["cross_machine"], manifest.get("platform", {}))
     analyse(report, ArtifactProbe(path, artifact["runtime"], None, tuple(validation.batches)), task.metrics)
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}

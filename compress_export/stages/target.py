@@ -12,8 +12,10 @@ from ..hashing import sha256_file
 from ..metrics.base import ArtifactProbe
 from ..onnx_io import artifact_bytes
 from ..report import Report
+from ..runtimes import open_runner
 from ..sensitivity import markdown as sensitivity_markdown
 from ..sensitivity import plot_sensitivity
+from ..validators.cross_machine import record as record_artifact_outputs
 from .benchmark import noise_warnings, speed_warnings
 from .budget import export_within_budget, validate
 from .bundle_files import write_reference, write_reports
@@ -56,6 +58,7 @@ def build_target(job, target, bench) -> Report:
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
+        record_artifact_outputs(folder, lambda: open_runner(artifact.runtime, str(artifact_path)))
         carried = carry_baseline(job, target, folder) if job.config.with_baseline else None
         write_reports(folder, report)
         if job.config.run_recipe:

@@ -26,5 +26,7 @@ def test_a_bundle_with_its_baseline_reports_the_speed_up_where_it_is_validated(t
     assert set(report["bench"]) >= {"reference", "candidate", "ratios", "a_a"}
     assert report["bench"]["ratios"]["speedup_p50_batch1"] > 0 and "1" in report["bench"]["a_a"]
     assert report["machine"]["cpus"] and report["exported_on"]["processor"]
+    assert "reference/artifact_outputs.npz" in manifest["files"]
+    assert not report["cross_machine"]["output"]["differs"]  # same machine, same kernels
     without = validate_bundle(tmp_path / "out" / "onnx", bench=QUICK).to_dict()
     assert "ratios" not in without["bench"] and "candidate" in without["bench"]
