@@ -12,6 +12,7 @@ from ..errors import ExportError, UsageError
 from ..graph import nodes_touching, op_types, select_nodes
 from ..onnx_io import data_file, external_files, needs_external_data, save
 from ..specs import Artifact
+from .embedding_int8 import quantize_embedding_tables
 from .qdq import detach_float_readers, quantize_with_ranges, quiet_root_logger
 from .registry import ExportContext
 
@@ -60,8 +61,12 @@ def export_int8(ctx: ExportContext) -> Artifact:
                          per_channel=ctx.recipe.per_channel, symmetric_activations=False,
                          extra_options={"OpTypesToExcludeOutputQuantization": list(FLOAT_OUTPUT_OPS)})
     detach_float_readers(ctx.bundle_dir / MODEL_FILE, model, chosen)
+    quantized = onnx.load(str(ctx.bundle_dir / MODEL_FILE))
+    tables = quantize_embedding_tables(quantized)
+    if tables:
+        save(quantized, ctx.bundle_dir / MODEL_FILE)
     notes.insert(0, f"{len(chosen)} nodes quantized ({', '.join(op_types(ctx.recipe))})")
-    return _artifact(ctx, "onnx-int8", tuple(notes))
+    return _artifact(ctx, "onnx-int8", tuple(notes + tables))
 
 
 def _reason(model: onnx.ModelProto, node_name: str, skipped: dict[str, str]) -> str:
