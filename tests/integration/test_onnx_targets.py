@@ -47,8 +47,9 @@ def test_bundle_layout_report_fields_and_revalidation(tmp_path, digits_data):
                   bench=QUICK_BENCH)
     assert [r.target for r in result.reports] == ["onnx", "onnx-fp16", "onnx-int8", "onnx-dynamic"]
     bundle = tmp_path / "out" / "onnx-int8"
-    assert bundle_files(bundle) == ["manifest.json", "model.onnx", "ranges.json", "reference/inputs.npz",
-                                    "reference/outputs.npz", "report.json", "report.md", "tradeoff.png"]
+    assert bundle_files(bundle) == ["manifest.json", "model.onnx", "ranges.json", "reference/artifact_outputs.npz",
+                                    "reference/inputs.npz", "reference/outputs.npz", "report.json", "report.md",
+                                    "tradeoff.png"]
     report = json.loads((bundle / "report.json").read_text())
     assert report["target"] == "onnx-int8" and report["passed"] is True
     assert report["artifact"]["path"] == "model.onnx"
