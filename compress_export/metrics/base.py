@@ -72,6 +72,13 @@ class OutputMetric(Metric):
     def rows(self, parity: dict, metrics: dict) -> list[tuple[str, float | None, float | None]]:
         return [row for output, stats in parity.items() for row in self.output_rows(output, stats)]
 
+    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
+        """The gate on each output that has its score (`min_mask_iou[output]`)."""
+        if self.gate is None:
+            return []
+        key = self.gate.score_key
+        return [(f"{self.gate.name}[{output}]", stats[key]) for output, stats in parity.items() if key in stats]
+
     def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
         return []
 

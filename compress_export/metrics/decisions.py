@@ -32,10 +32,6 @@ class DecisionAgreement(OutputMetric):
             return {}
         return {"decision_agreement": state["agree"] / state["total"]}
 
-    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
-        return [(f"min_decision_agreement[{output}]", stats["decision_agreement"])
-                for output, stats in parity.items() if "decision_agreement" in stats]
-
     def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
         if "decision_agreement" not in stats:
             return []

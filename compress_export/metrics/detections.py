@@ -125,10 +125,6 @@ class DetectionAgreement(OutputMetric):
             result["top_box_agreement"] = state["top_agree"] / state["top_total"]
         return result
 
-    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
-        return [(f"min_detection_f1[{output}]", stats["detection_f1"]) for output, stats in parity.items()
-                if "detection_f1" in stats]
-
     def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
         if "detection_f1" not in stats:
             return []

@@ -43,10 +43,6 @@ class MaskIoU(OutputMetric):
             return {}
         return {"mask_iou": state["intersection"] / state["union"]}
 
-    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
-        return [(f"min_mask_iou[{output}]", stats["mask_iou"]) for output, stats in parity.items()
-                if "mask_iou" in stats]
-
     def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
         if "mask_iou" not in stats:
             return []

@@ -53,10 +53,6 @@ class SequenceAgreement(OutputMetric):
             return {}
         return {"sequence_agreement": state["agree"] / state["total"]}
 
-    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
-        return [(f"min_sequence_agreement[{output}]", stats["sequence_agreement"])
-                for output, stats in parity.items() if "sequence_agreement" in stats]
-
     def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
         if "sequence_agreement" not in stats:
             return []
