@@ -16,17 +16,9 @@ from ..graph import op_types
 from ..metrics.flops import macs_by_node
 from ..metrics.gates import gate_results
 from ..onnx_io import save
+from ..qdq_rewrites import adjacent_nodes, quantized_activations, searched_graph, speed_cost, speed_costs
 from ..runtimes import open_runner
-from ..sensitivity import (
-    Evaluator,
-    adjacent_nodes,
-    quantized_activations,
-    search_budget,
-    searched_graph,
-    speed_cost,
-    speed_costs,
-    subsample,
-)
+from ..sensitivity import Evaluator, search_budget, subsample
 from ..validators.compare import compare
 
 

@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from compress_export.pipeline import PipelineConfig, run
-from compress_export.sensitivity import adjacent_nodes, with_float_tensors
+from compress_export.qdq_rewrites import adjacent_nodes, with_float_tensors
 from compress_export.specs import QuantRecipe
 from tests.conftest import DIGITS_FACTORY
 

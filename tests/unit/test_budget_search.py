@@ -6,7 +6,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from compress_export.metrics.gates import Gates
-from compress_export.sensitivity import Evaluator, scale_and_zero_point, search_budget, with_tensor_ranges
+from compress_export.qdq_rewrites import scale_and_zero_point, with_tensor_ranges
+from compress_export.sensitivity import Evaluator, search_budget
 
 BY_METHOD = {
     "minmax": {"a": (0.0, 9.0), "b": (0.0, 9.0), "c": (0.0, 9.0)},

@@ -8,6 +8,7 @@ import onnx
 
 from ...errors import ExportError, MissingDependencyError, UsageError
 from ...graph import COMPUTE_OPS, nodes_touching, select_nodes
+from ...qdq_rewrites import quantized_activations
 from ...ranges import RangeTable
 from ...specs import Artifact, QuantRecipe
 from ..onnx_targets import MODEL_FILE
@@ -59,12 +60,6 @@ def symmetric_ranges(model: onnx.ModelProto, ranges: RangeTable) -> dict[str, fl
     return amax
 
 
-def quantized_activations(model: onnx.ModelProto) -> list[str]:
-    constants = {init.name for init in model.graph.initializer}
-    names = [node.input[0] for node in model.graph.node if node.op_type == "QuantizeLinear"]
-    return sorted({name for name in names if name not in constants})
-
-
 def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
     """The scale of every activation QuantizeLinear, by the name of the tensor it quantizes."""
     initializers = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
@@ -96,7 +91,7 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
     if violations:
         listed = "; ".join(str(v) for v in violations[:3])
         raise ExportError(f"the TensorRT QDQ model breaks {len(violations)} rule(s): {listed}")
-    activations = quantized_activations(quantized)
+    activations = sorted(quantized_activations(quantized))
     (ctx.bundle_dir / CACHE_FILE).write_text(
         ctx.ranges.to_trt_cache(ctx.options.cache_version, ctx.options.cache_algorithm, tensors=activations))
     notes = [f"{len(chosen)} nodes quantized ({', '.join(op_types)}), symmetric INT8, biases in float",
