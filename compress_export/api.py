@@ -22,7 +22,7 @@ from .pipeline import run
 from .ranges import RangeTable
 from .report import Report
 from .runtimes import open_runner
-from .specs import QuantRecipe
+from .specs import QuantRecipe, TensorSpec
 from .stages.benchmark import flat_bench, noise_warnings, ratios
 from .stages.prepare import calibration_data, load_source
 from .stages.reference import export_fp32
@@ -82,7 +82,8 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
                **{key: artifact[key] for key in ("engine_built", "validated_with") if key in artifact}}
     info = {"path": artifact["path"], "size_bytes": artifact_bytes(path), "sha256": manifest["files"][artifact["path"]],
             "runtime": artifact["runtime"]}
-    context["cross_machine"] = differences(folder, lambda: open_runner(artifact["runtime"], str(path)), inputs)
+    specs = [TensorSpec.from_dict(spec) for spec in artifact.get("inputs", [])]
+    context["cross_machine"] = differences(folder, lambda: open_runner(artifact["runtime"], str(path)), inputs, specs)
     report = Report.from_suite(manifest["target"], limits, info, suite, context, notes)
     report.warnings += cross_machine_warnings(context["cross_machine"], manifest.get("platform", {}))
     analyse(report, ArtifactProbe(path, artifact["runtime"], None, tuple(validation.batches)), task.metrics)
@@ -116,21 +117,24 @@ def _bench_here(folder: Path, manifest: dict, model: tuple[str, Path], sample: d
     return result
 
 
-def build_engine_for_bundle(folder: Path, max_batch: int = 32, strongly_typed: bool = False) -> dict:
-    """Build the TensorRT engine of a trt-int8 bundle on this device and record it in the manifest."""
+def build_engine_for_bundle(folder: Path, max_batch: int = 32, flags=None) -> dict:
+    """Build the TensorRT engine of a trt-int8 bundle on this device and record it in the manifest.
+    `flags`: an exporters.tensorrt.options.EngineFlags (strongly typed by default)."""
     from .exporters.tensorrt.bundle_engine import build_engine_for_bundle as build
+    from .exporters.tensorrt.options import EngineFlags
 
-    return build(folder, max_batch, strongly_typed)
+    return build(folder, max_batch, flags or EngineFlags())
 
 
-def lint_model(path: Path) -> list:
-    """TensorRT rule violations of a QDQ ONNX model (empty when it passes)."""
+def lint_model(path: Path, float_precision: str | None = None) -> list:
+    """TensorRT rule violations of a QDQ ONNX model (empty when it passes); `float_precision="fp16"` also
+    flags compute layers left FP32."""
     from .exporters.tensorrt.lint import lint_for_tensorrt
     from .sources.onnx_source import read_onnx
 
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
-    return lint_for_tensorrt(read_onnx(Path(path)))
+    return lint_for_tensorrt(read_onnx(Path(path)), float_precision)
 
 
 def _reference_batches(inputs: dict, labels, outputs: dict, batch: int) -> ValidationSet:

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -46,7 +47,23 @@ def platform_info() -> dict[str, str]:
         "int8_features": cpu.get("features", "unknown"),
         "onnxruntime": _version("onnxruntime"),
         "onnxruntime_provider": current_provider(),
+        "tensorrt": _version("tensorrt"),
+        "gpu": gpu_info(),
     }
+
+
+def gpu_info() -> str:
+    """The NVIDIA GPUs and their compute capability, from nvidia-smi (no framework import); "none" without."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "none"
+    try:
+        answer = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (nvidia-smi failed)"
+    gpus = [line.split(",") for line in answer.strip().splitlines() if "," in line]
+    return "; ".join(f"{name.strip()} (compute capability {cc.strip()})" for name, cc in gpus) or "none"
 
 
 def cpu_info() -> dict[str, str]:

@@ -31,10 +31,12 @@ from .options import (
     bench_options,
     build_bench,
     build_compression,
+    build_engine_flags,
     build_gates,
     build_recipe,
     build_target_options,
     data_options,
+    engine_flag_options,
     fallback_option,
     gate_options,
     gate_override_options,
@@ -321,18 +323,20 @@ def demo_command(**o) -> int:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--for", "backend", type=click.Choice(["tensorrt"]), default="tensorrt", show_default=True,
               help="The rules to check against.")
+@click.option("--float", "float_precision", type=click.Choice(("fp16", "any")), default="any", show_default=True,
+              help="fp16: also flag compute layers left FP32 (bar those the model's metadata names as kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print the violations as JSON on stdout.")
-def lint_command(model, backend, as_json) -> int:
+def lint_command(model, backend, float_precision, as_json) -> int:
     """Check that a QDQ ONNX model follows TensorRT's explicit-quantization rules; exit 1 on any violation.
 
     \b
     Rules: INT8 Q/DQ only; zero points 0; weights in [-127, 127] with the per-channel axis on the output
-    channel; opset >= 13; positive finite scales; biases in float; no Q/DQ on graph outputs; one scale
-    across Concat inputs.
+    channel; opset >= 13 (19 for FP16 scales); positive finite scales; biases in float; no Q/DQ on graph
+    outputs; one scale across Concat inputs.
     """
     from .api import lint_model
 
-    violations = lint_model(Path(model))
+    violations = lint_model(Path(model), float_precision)
     if as_json:
         click.echo(json.dumps({"model": model, "for": backend, "passed": not violations,
                                "violations": [v.to_dict() for v in violations]}, indent=2))
@@ -346,13 +350,12 @@ def lint_command(model, backend, as_json) -> int:
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Largest batch of the optimization profile.")
-@click.option("--strongly-typed", is_flag=True,
-              help="Build a strongly typed network (layer precisions from the ONNX; no FP16 for float layers).")
-def build_engine_command(bundle, max_batch, strongly_typed) -> int:
+@engine_flag_options
+def build_engine_command(bundle, max_batch, **flags) -> int:
     """Build the TensorRT engine of a trt-int8 bundle on this device and add it to the bundle."""
     from .api import build_engine_for_bundle
 
-    versions = build_engine_for_bundle(Path(bundle), max_batch, strongly_typed)
+    versions = build_engine_for_bundle(Path(bundle), max_batch, build_engine_flags(flags))
     click.echo(f"engine built: {json.dumps(versions)}", err=True)
     return 0
 

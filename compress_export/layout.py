@@ -60,3 +60,11 @@ def sample_major_outputs(values: list, moved: dict[tuple, int]) -> list:
         return values
     return [np.moveaxis(value, moved[value.shape], 0) if getattr(value, "shape", None) in moved else value
             for value in values]
+
+
+def fixed_batch(specs) -> int | None:
+    """The batch size a model was exported with, when its inputs fix one (the sample axis an integer on
+    every input that has one)."""
+    axes = [(spec, batch_axis(spec.shape)) for spec in specs]
+    sizes = {spec.shape[axis] for spec, axis in axes if axis is not None}
+    return sizes.pop() if len(sizes) == 1 and all(isinstance(size, int) and size > 0 for size in sizes) else None

@@ -79,6 +79,25 @@ def session(model: onnx.ModelProto, options=None):
         return Session(str(path), options)
 
 
+def session_with_outputs(model: onnx.ModelProto, names: list[str]):
+    """A function of feeds that runs `model` in onnxruntime and returns the named tensors, intermediate ones
+    included (each becomes a graph output of a copy, of whatever type it has)."""
+    import onnxruntime as ort
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    present = {out.name for out in copy.graph.output}
+    for name in names:
+        if name not in present:
+            copy.graph.output.append(onnx.ValueInfoProto(name=name))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    run = session(copy, options)
+    inputs = {value.name for value in run.get_inputs()}
+    return lambda feeds: dict(zip(names, run.run(names, {k: v for k, v in feeds.items() if k in inputs}),
+                                  strict=True))
+
+
 def artifact_bytes(path: Path) -> int:
     """An artifact's size on disk: an ONNX graph with its external data, any other file as it is."""
     path = Path(path)

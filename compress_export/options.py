@@ -185,9 +185,33 @@ def build_bench(o: dict):
     return BenchSettings(batches=batches, runs=runs, seconds=seconds)
 
 
+engine_flag_options = _stack(
+    click.option("--trt-weakly-typed", is_flag=True,
+                 help="TensorRT <= 10 only: a weakly typed network whose float layers may run FP16 by builder flag "
+                      "(TensorRT 11 removed it; by default the network is strongly typed: precisions from the ONNX)."),
+    click.option("--trt-version-compatible", is_flag=True,
+                 help="An engine that later TensorRT releases of the same major also run (built without the lean "
+                      "runtime, so it carries no host code)."),
+    click.option("--trt-hardware-compat", type=click.Choice(("none", "ampere-plus", "same-cc")), default="none",
+                 show_default=True, help="An engine for other GPUs too: every Ampere or newer, or every GPU of this "
+                                         "compute capability (may be slower)."),
+)
+
+
+def build_engine_flags(o: dict):
+    from .exporters.tensorrt.options import EngineFlags
+
+    return EngineFlags(o.pop("trt_weakly_typed"), o.pop("trt_version_compatible"), o.pop("trt_hardware_compat"))
+
+
 tensorrt_options = _stack(
+    click.option("--trt-float", type=click.Choice(("fp16", "fp32")), default="fp16", show_default=True,
+                 help="Precision of the layers trt-int8 leaves unquantized, written into its ONNX (TensorRT 11 "
+                      "takes precisions from the ONNX); layers near FP16's limit on the calibration data stay FP32."),
+    engine_flag_options,
     click.option("--trt-cache-version", type=click.IntRange(min=1), default=100300, show_default=True,
-                 help="TensorRT version number in the calibration cache header (TRT-<version>-<Algorithm>)."),
+                 help="TensorRT version number in the calibration cache header (TRT-<version>-<Algorithm>). The "
+                      "cache serves TensorRT <= 10's implicit quantization; TensorRT 11 reads the Q/DQ ONNX."),
     click.option("--trt-cache-algorithm", type=click.Choice(("EntropyCalibration2", "EntropyCalibration",
                  "MinMaxCalibration", "LegacyCalibration")), default="EntropyCalibration2", show_default=True,
                  help="Algorithm named in the calibration cache header."),
@@ -208,7 +232,7 @@ def build_target_options(o: dict) -> dict:
     from .exporters.tflite.options import TfliteOptions
 
     return {"tensorrt": TrtOptions(o.pop("trt_cache_version"), o.pop("trt_cache_algorithm"), o.pop("require_engine"),
-                                   o.pop("trt_max_batch")),
+                                   o.pop("trt_max_batch"), o.pop("trt_float"), build_engine_flags(o)),
             "tflite": TfliteOptions(io=o.pop("tflite_io"))}
 
 

@@ -24,13 +24,14 @@ def with_float_tensors(quantized: onnx.ModelProto, original: onnx.ModelProto, na
     original_producer = {out: node for node in original.graph.node for out in node.output}
     nodes = list(model.graph.node)
     producer = {out: node for node in nodes for out in node.output}
+    casts = _input_casts(model)
     replacement: dict[str, str] = {}
     inserted: list[tuple[onnx.NodeProto | None, onnx.NodeProto]] = []
     for node in nodes:
-        if node.op_type != "QuantizeLinear" or node.input[0] not in names:
+        if node.op_type != "QuantizeLinear" or casts.get(node.input[0], node.input[0]) not in names:
             continue
         tensor = node.input[0]
-        folded = original_producer.get(tensor)
+        folded = original_producer.get(casts.get(tensor, tensor))
         made_by = producer.get(tensor)
         source = tensor
         if folded is not None and folded.op_type in FOLDED_ACTIVATIONS and (made_by is None or
@@ -79,15 +80,20 @@ def with_tensor_ranges(quantized: onnx.ModelProto, ranges: Mapping[str, tuple[fl
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear":
             consumers.setdefault(node.input[0], []).append(node)
+    casts = _input_casts(model)
     rescaled: dict[str, float] = {}  # DequantizeLinear output -> its new scale
     for node in list(model.graph.node):
-        if node.op_type != "QuantizeLinear" or node.input[0] not in ranges or len(node.input) < 3:
+        if node.op_type != "QuantizeLinear" or len(node.input) < 3:
+            continue
+        tensor = casts.get(node.input[0], node.input[0])
+        if tensor not in ranges:
             continue
         zero_type = onnx.helper.tensor_dtype_to_np_dtype(constants[node.input[2]].data_type)
-        scale, zero_point = scale_and_zero_point(*ranges[node.input[0]], np.dtype(zero_type))
+        scale_type = onnx.helper.tensor_dtype_to_np_dtype(constants[node.input[1]].data_type)  # FP16 graphs
+        scale, zero_point = scale_and_zero_point(*ranges[tensor], np.dtype(zero_type))
         prefix = f"{node.output[0]}_override"
         model.graph.initializer.extend([
-            numpy_helper.from_array(np.asarray(scale, np.float32), f"{prefix}_scale"),
+            numpy_helper.from_array(np.asarray(scale, scale_type), f"{prefix}_scale"),
             numpy_helper.from_array(np.asarray(zero_point, zero_type), f"{prefix}_zero_point"),
         ])
         for user in [node, *consumers.get(node.output[0], [])]:
@@ -114,9 +120,10 @@ def _rescale_biases(model: onnx.ModelProto, input_scales: Mapping[str, float], c
         quantized = numpy_helper.to_array(constants[bias.input[0]])
         if quantized.dtype != np.int32:
             continue
-        float_bias = quantized.astype(np.float64) * numpy_helper.to_array(constants[bias.input[1]])
+        bias_scale = numpy_helper.to_array(constants[bias.input[1]])
+        float_bias = quantized.astype(np.float64) * bias_scale
         scale = (input_scale * numpy_helper.to_array(constants[weight.input[1]]).astype(np.float64))
-        scale = np.broadcast_to(scale, float_bias.shape).astype(np.float32)
+        scale = np.broadcast_to(scale, float_bias.shape).astype(bias_scale.dtype)
         safe = np.where(scale > 0, scale, 1.0)
         values = np.clip(np.round(float_bias / safe), -(2**31), 2**31 - 1).astype(np.int32)
         prefix = f"{bias.output[0]}_{node.name}_override"
@@ -139,13 +146,21 @@ def scale_and_zero_point(lo: float, hi: float, dtype: np.dtype) -> tuple[float, 
 
 
 def quantized_activations(model: onnx.ModelProto) -> list[str]:
-    """Activation tensors that pass through a QuantizeLinear, in graph order."""
+    """Activation tensors that pass through a QuantizeLinear, in graph order, by their names in the float graph."""
     constants = {init.name for init in model.graph.initializer}
+    casts = _input_casts(model)
     seen: dict[str, None] = {}
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear" and node.input[0] not in constants:
-            seen[node.input[0]] = None
+            seen[casts.get(node.input[0], node.input[0])] = None
     return list(seen)
+
+
+def _input_casts(model: onnx.ModelProto) -> dict[str, str]:
+    """Cast outputs -> the graph inputs they cast: an FP16 graph with FP32 inputs quantizes the cast input."""
+    inputs = {value.name for value in model.graph.input}
+    return {node.output[0]: node.input[0] for node in model.graph.node
+            if node.op_type == "Cast" and node.input[0] in inputs}
 
 
 def speed_costs(quantized: onnx.ModelProto, macs: Mapping[str, int]) -> dict[str, dict]:

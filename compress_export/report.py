@@ -173,8 +173,28 @@ def _finite(value):
     return value
 
 
-def plot_tradeoff(points: list[tuple[str, float, float]], quality_label: str, path: Path, batch: str) -> bool:
-    """Quality vs latency scatter; returns False when matplotlib is missing."""
+def marker_areas(sizes: list[int], largest: float = 600.0, smallest: float = 30.0) -> list[float]:
+    """Marker areas proportional to artifact size, the largest artifact at `largest` points^2."""
+    top = max(sizes, default=0)
+    return [max(smallest, largest * size / top) if top > 0 else smallest for size in sizes]
+
+
+def label_offsets(points: list[tuple[float, float]], step: int = 11) -> list[tuple[int, int]]:
+    """Text offsets (points) that stack the labels of markers near each other (a label is about a fifth of the
+    plot wide) instead of overprinting them."""
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x_span = max(max(xs, default=0) - min(xs, default=0), 1e-9)
+    y_span = max(max(ys, default=0) - min(ys, default=0), 1e-9)
+    offsets: list[tuple[int, int]] = []
+    for index, (x, y) in enumerate(points):
+        near = sum(1 for other in points[:index]
+                   if abs(other[0] - x) < 0.25 * x_span and abs(other[1] - y) < 0.1 * y_span)
+        offsets.append((8, 6 - step * near))
+    return offsets
+
+
+def plot_tradeoff(points: list[tuple[str, float, float, int]], quality_label: str, path: Path, batch: str) -> bool:
+    """Quality vs latency scatter, marker area proportional to size; returns False when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -182,18 +202,20 @@ def plot_tradeoff(points: list[tuple[str, float, float]], quality_label: str, pa
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-    for index, (label, latency, quality) in enumerate(points):
-        axes.scatter([latency], [quality], s=40)
-        axes.annotate(label, (latency, quality), textcoords="offset points", xytext=(5, 5 if index else -14),
-                      fontsize=9)
-    qualities = [quality for _, _, quality in points]
+    figure, axes = plt.subplots(figsize=(6.5, 4.2), dpi=100)
+    areas = marker_areas([size for *_, size in points])
+    offsets = label_offsets([(latency, quality) for _, latency, quality, _ in points])
+    for (label, latency, quality, size), area, offset in zip(points, areas, offsets, strict=True):
+        axes.scatter([latency], [quality], s=area, alpha=0.6)
+        axes.annotate(f"{label} ({size / 1e6:.1f} MB)" if size >= 1e5 else f"{label} ({size / 1e3:.0f} KB)",
+                      (latency, quality), textcoords="offset points", xytext=offset, fontsize=8)
+    qualities = [quality for _, _, quality, _ in points]
     if qualities and max(qualities) <= 1.0:  # accuracy, cosine and agreements never pass 1
         low = min(qualities)
         axes.set_ylim(max(low - max(0.2 * (1.0 - low), 0.005), 0.0), 1.0 + max(0.05 * (1.0 - low), 0.001))
     axes.set_xlabel(f"p50 latency at batch {batch}, relative to FP32 timed beside it (lower is better)")
     axes.set_ylabel(f"{quality_label}, higher is better")
-    axes.set_title(f"{quality_label} vs latency")
+    axes.set_title(f"{quality_label} vs latency (marker area: size on disk)")
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": None})

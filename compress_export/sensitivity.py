@@ -227,10 +227,9 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
         score = refined
     kept: list[str] = []
     # At least one activation stays quantized: an artifact with nothing in INT8 is not this target's.
-    # Effects do not add up: a tensor joins the float set only when the set with it scores better.
+    # Effects do not add up: a tensor joins the float set only when the set with it scores better, and one
+    # that gained nothing alone may still complete a set (tried last, as the ranking orders it).
     for row in ranking[: max(len(ranking) - 1, 0)]:
-        if row["cosine_gain"] <= 0 and kept:
-            break
         trial = evaluator.score([*kept, row["tensor"]], ranges)
         if not kept or evaluator.quality(trial) > evaluator.quality(score):
             kept, score = [*kept, row["tensor"]], trial

@@ -26,32 +26,13 @@ def quantized_pairs(model) -> dict[str, str]:
     return pairs
 
 
-def _session_with_outputs(model, names: list[str]):
-    """An onnxruntime session that also returns the named intermediate tensors."""
-    import onnx
-    import onnxruntime as ort
-
-    from .. import onnx_io
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    present = {out.name for out in copy.graph.output}
-    for name in names:
-        if name not in present:
-            copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = onnx_io.session(copy, options)
-    inputs = {value.name for value in session.get_inputs()}
-    return lambda feeds: dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in inputs}),
-                                  strict=True))
-
-
 def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
     """One row per quantized activation, graph order: cosine (mean per sample) and SQNR. Batch by batch,
     so memory holds one batch's intermediate tensors, not the subsample's."""
     import numpy as np
     import onnx
+
+    from ..onnx_io import session_with_outputs
 
     quantized, original = onnx.load(str(quantized_path)), onnx.load(str(fp32_path))
     # A quantized graph output is renamed by the quantizer; only tensors the FP32 graph has are compared.
@@ -59,8 +40,8 @@ def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
     pairs = {tensor: dq for tensor, dq in quantized_pairs(quantized).items() if tensor in present}
     if not pairs:
         return []
-    run_exact = _session_with_outputs(original, list(pairs))
-    run_rounded = _session_with_outputs(quantized, list(pairs.values()))
+    run_exact = session_with_outputs(original, list(pairs))
+    run_rounded = session_with_outputs(quantized, list(pairs.values()))
     stats = {tensor: ([], [0.0, 0.0]) for tensor in pairs}
     for feeds in _subsample(batches):
         exact, rounded = run_exact(feeds), run_rounded(feeds)

@@ -32,4 +32,5 @@ class LoadedModel(ABC):
             "framework": self.framework,
             "sha256": self.sha256,
             "inputs": [spec.to_dict() for spec in self.inputs],
+            **getattr(self, "details", {}),
         }

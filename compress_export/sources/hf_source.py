@@ -17,6 +17,8 @@ from ..hashing import sha256_files
 from ..specs import TensorSpec
 
 PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+EXPORTER = ("torch.onnx: optimum-onnx's newest release (0.1.0) requires transformers<4.58, older than this "
+            "project's transformers 5 (see docs/design.md)")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 DEFAULT_SEQUENCE = 128
 
@@ -77,6 +79,7 @@ def load_checkpoint(folder: Path, trust_pickle: bool):
                                                                                           ".txt", ".model", ".bin"))
     loaded = TorchModel(module, str(folder), sha256_files(*files), specs)
     loaded.tokenizer_folder = folder
+    loaded.details = {"exporter": EXPORTER}
     loaded.task = "classification" if classifier else "embedding"
     return loaded
 

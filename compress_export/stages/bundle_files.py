@@ -46,8 +46,9 @@ def write_reports(folder: Path, report: Report) -> None:
     plot_summary([report], folder / "tradeoff.png")
 
 
-def tradeoff_points(reports: list[Report]) -> tuple[list[tuple[str, float, float]], str]:
-    """(label, p50 relative to FP32, quality) per target at the largest benchmarked batch, and that batch."""
+def tradeoff_points(reports: list[Report]) -> tuple[list[tuple[str, float, float, int]], str]:
+    """(label, p50 relative to FP32, quality, size in bytes) per target at the largest benchmarked batch, and
+    that batch."""
     points, batch = [], ""
     for report in reports:
         label, ref_quality, cand_quality = report.quality()
@@ -56,10 +57,10 @@ def tradeoff_points(reports: list[Report]) -> tuple[list[tuple[str, float, float
             continue
         batch = str(max(int(b) for b in bench["candidate"]["by_batch"]))
         if not points:
-            points.append(("FP32", 1.0, ref_quality))
+            points.append(("FP32", 1.0, ref_quality, bench["reference"].get("size_bytes", 0)))
         # Each target is timed interleaved with its own FP32 run: the ratio is the comparable quantity.
         relative = bench["candidate"]["by_batch"][batch]["p50_ms"] / bench["reference"]["by_batch"][batch]["p50_ms"]
-        points.append((report.target, relative, cand_quality))
+        points.append((report.target, relative, cand_quality, bench["candidate"].get("size_bytes", 0)))
     return points, batch
 
 

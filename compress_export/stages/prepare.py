@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data import infer_specs, load_npz_data, random_data
 from ..errors import UsageError
+from ..layout import fixed_batch
 from ..sources import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -48,16 +49,6 @@ def calibration_data(config, specs, work: Path, model=None):
         return random_data(specs, config.calib_samples or config.random_samples, config.calib_batch, config.seed,
                            work / "random")
     raise UsageError("no calibration data: give --calib-data FILE.npz (or --random-data to use noise)")
-
-
-def fixed_batch(specs) -> int | None:
-    """The batch size a model was exported with, when its inputs fix one (the sample axis an integer on
-    every input that has one)."""
-    from ..layout import batch_axis
-
-    axes = [(spec, batch_axis(spec.shape)) for spec in specs]
-    sizes = {spec.shape[axis] for spec, axis in axes if axis is not None}
-    return sizes.pop() if len(sizes) == 1 and all(isinstance(size, int) and size > 0 for size in sizes) else None
 
 
 def prepare_data(job) -> None:

@@ -58,7 +58,7 @@ def build_target(job, target, bench) -> Report:
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
-        record_artifact_outputs(folder, lambda: open_runner(artifact.runtime, str(artifact_path)))
+        record_artifact_outputs(folder, lambda: open_runner(artifact.runtime, str(artifact_path)), artifact.inputs)
         carried = carry_baseline(job, target, folder) if job.config.with_baseline else None
         write_reports(folder, report)
         if job.config.run_recipe:

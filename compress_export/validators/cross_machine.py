@@ -26,7 +26,14 @@ def artifact_outputs(runner_factory, inputs: dict[str, np.ndarray], names: list[
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def record(folder: Path, runner_factory) -> None:
+def batch_for(specs) -> int:
+    """Batches the artifact accepts: its fixed batch size where its inputs fix one."""
+    from ..layout import fixed_batch
+
+    return fixed_batch(specs) or 16
+
+
+def record(folder: Path, runner_factory, specs=()) -> None:
     """reference/artifact_outputs.npz: what the artifact computes here on reference/inputs.npz."""
     from ..data import LABEL_KEY
 
@@ -34,10 +41,11 @@ def record(folder: Path, runner_factory) -> None:
         inputs = {key: npz[key] for key in npz.files if key != LABEL_KEY}
     with np.load(folder / "reference" / "outputs.npz") as npz:
         names = list(npz.files)
-    np.savez(folder / "reference" / ARTIFACT_OUTPUTS, **artifact_outputs(runner_factory, inputs, names))
+    np.savez(folder / "reference" / ARTIFACT_OUTPUTS,
+             **artifact_outputs(runner_factory, inputs, names, batch_for(specs)))
 
 
-def differences(folder: Path, runner_factory, inputs: dict[str, np.ndarray]) -> dict | None:
+def differences(folder: Path, runner_factory, inputs: dict[str, np.ndarray], specs=()) -> dict | None:
     """Per output: max abs difference between this machine's artifact outputs and the recorded ones, its
     ratio to the recorded scale, and whether that is beyond float noise. None for bundles without a record."""
     path = folder / "reference" / ARTIFACT_OUTPUTS
@@ -45,7 +53,7 @@ def differences(folder: Path, runner_factory, inputs: dict[str, np.ndarray]) -> 
         return None
     with np.load(path) as npz:
         recorded = {key: npz[key] for key in npz.files}
-    here = artifact_outputs(runner_factory, inputs, list(recorded))
+    here = artifact_outputs(runner_factory, inputs, list(recorded), batch_for(specs))
     result = {}
     for name, before in recorded.items():
         diff = float(np.max(np.abs(here[name].astype(np.float64) - before))) if before.size else 0.0

@@ -48,6 +48,7 @@ def test_a_checkpoint_folder_and_a_text_file_are_a_whole_job(tmp_path, classifie
     assert report["task"] == task
     assert report["source"]["inputs"] == [{"name": "input_ids", "shape": ["batch", "seq"], "dtype": "int64"},
                                           {"name": "attention_mask", "shape": ["batch", "seq"], "dtype": "int64"}]
+    assert report["source"]["exporter"].startswith("torch.onnx: optimum-onnx")  # the report says which and why
     assert result.reports[0].passed  # FP32 ONNX against the checkpoint itself
     import numpy as np
 

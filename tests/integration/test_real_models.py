@@ -30,7 +30,8 @@ def test_published_ocr_model_as_shipped_reaches_every_onnx_target(tmp_path, kind
     folder = models_folder()
     if folder is None:
         pytest.skip("rapidocr-onnxruntime not installed (pip install --no-deps rapidocr-onnxruntime==1.4.4)")
-    calib, val = write_data(tmp_path / "data", kind, calibration=16, validation=8)
+    # The classifier's decisions are gated on agreement: 16 samples, so one borderline sample is not 10 points.
+    calib, val = write_data(tmp_path / "data", kind, calibration=16, validation=16 if kind == "cls" else 8)
     result = run(PipelineConfig(model=str(folder / MODELS[kind][0]), targets=",".join(TARGETS), out=tmp_path / "out",
                                 calib_data=str(calib), val_data=str(val), bench=None, progress=False))
     assert result.failures == [] and result.exit_code in (0, 1)

@@ -57,8 +57,28 @@ def test_calibration_cache_matches_the_graph_scales_to_the_bit(trt_run):
     cache = parse_cache((out / "trt-int8" / "calibration.cache").read_text())
     assert cache.version == 100300 and cache.algorithm == "EntropyCalibration2"
     graph_scales = activation_scales(onnx.load(str(out / "trt-int8" / "model.onnx")))
-    assert cache.scales == graph_scales
+    # The cache keeps the FP32 scales (TensorRT <= 10 calibrates FP32 graphs); the FP16 graph rounds them.
+    assert {name: float(np.float16(scale)) for name, scale in cache.scales.items()} == graph_scales
     assert len(graph_scales) >= 5
+    report = json.loads((out / "trt-int8" / "report.json").read_text())
+    assert any("TensorRT <= 10" in note for note in report["notes"])
+
+
+def test_float_layers_are_fp16_in_the_onnx_and_the_linter_checks_it(trt_run):
+    _, out = trt_run
+    model = onnx.load(str(out / "trt-int8" / "model.onnx"))
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 19
+    assert {i.type.tensor_type.elem_type for i in (*model.graph.input, *model.graph.output)} == {onnx.TensorProto.FLOAT}
+    scales = [init for init in model.graph.initializer if init.name.endswith("_scale")]
+    assert scales and all(init.data_type == onnx.TensorProto.FLOAT16 for init in scales)
+    assert lint_for_tensorrt(model, "fp16") == []
+    fp32_qdq = onnx.load(str(out / "onnx-int8" / "model.onnx"))
+    flagged = {v.node for v in lint_for_tensorrt(fp32_qdq, "fp16") if v.rule == "precision"}
+    assert flagged and flagged == {n.name for n in fp32_qdq.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")}
+    onnx.helper.set_model_props(fp32_qdq, {"compress_export.fp32_layers": ",".join(sorted(flagged))})
+    assert not [v for v in lint_for_tensorrt(fp32_qdq, "fp16") if v.rule == "precision"]
+    model.opset_import[0].version = 13
+    assert "qdq-type" in {v.rule for v in lint_for_tensorrt(model)}
 
 
 def test_linter_flags_onnxruntime_uint8_asymmetric_qdq(trt_run):

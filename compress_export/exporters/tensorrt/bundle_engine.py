@@ -10,10 +10,11 @@ from ...bundle import verify_bundle, write_manifest
 from ...errors import MissingDependencyError, UsageError
 from ...specs import TensorSpec
 from .engine import EngineBuildSettings, build_engine, tensorrt_available
+from .options import EngineFlags
 from .target import ENGINE_FILE, MODEL_FILE, TIMING_CACHE_FILE
 
 
-def build_engine_for_bundle(folder: Path, max_batch: int = 32, strongly_typed: bool = False) -> dict:
+def build_engine_for_bundle(folder: Path, max_batch: int = 32, flags: EngineFlags = EngineFlags()) -> dict:
     """Build the TensorRT engine of a trt-int8 bundle on this device and record it in the manifest."""
     manifest = verify_bundle(folder)
     if manifest["target"] != "trt-int8":
@@ -29,7 +30,7 @@ def build_engine_for_bundle(folder: Path, max_batch: int = 32, strongly_typed: b
         partial_cache.write_bytes((folder / TIMING_CACHE_FILE).read_bytes())
     try:
         versions = build_engine(folder / MODEL_FILE, partial_engine, partial_cache,
-                                EngineBuildSettings(inputs, max_batch, shapes, strongly_typed))
+                                EngineBuildSettings(inputs, max_batch, shapes, flags))
     except BaseException:
         partial_engine.unlink(missing_ok=True)
         partial_cache.unlink(missing_ok=True)

@@ -6,8 +6,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import ExportError, require
+from ...errors import ExportError, UsageError, require
 from ...specs import TensorSpec
+from .options import HARDWARE_LEVELS, EngineFlags
 
 
 def tensorrt_available() -> bool:
@@ -28,7 +29,7 @@ class EngineBuildSettings:
     inputs: tuple[TensorSpec, ...]
     max_batch: int = 32
     example_shapes: dict | None = None
-    strongly_typed: bool = False
+    flags: EngineFlags = EngineFlags()
 
 
 def _profile_shapes(spec: TensorSpec, settings: EngineBuildSettings) -> tuple[tuple, tuple, tuple]:
@@ -54,10 +55,54 @@ def device_versions() -> dict:
         import torch
 
         if torch.cuda.is_available():
-            versions.update(cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(0))
+            major, minor = torch.cuda.get_device_capability(0)
+            versions.update(cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(0),
+                            compute_capability=f"{major}.{minor}")
     except ImportError:
         pass
     return versions
+
+
+def major_version(trt) -> int:
+    try:
+        return int(str(trt.__version__).split(".")[0])
+    except ValueError:
+        return 0
+
+
+def network_flags(trt, flags: EngineFlags) -> tuple[int, bool]:
+    """The network creation flags and whether the network is strongly typed. TensorRT 11 networks always are
+    (weak typing and its FP16/INT8 builder flags were removed); 9-10 take STRONGLY_TYPED; before 10,
+    EXPLICIT_BATCH is needed for a weakly typed ONNX network."""
+    creation = trt.NetworkDefinitionCreationFlag
+    if major_version(trt) >= 11:
+        if flags.weakly_typed:
+            raise UsageError(f"TensorRT {trt.__version__} builds only strongly typed networks (weak typing was removed "
+                             "in 11): drop --weakly-typed; the ONNX carries each layer's precision")
+        return 0, True
+    if not flags.weakly_typed and hasattr(creation, "STRONGLY_TYPED"):
+        return 1 << int(creation.STRONGLY_TYPED), True
+    if not flags.weakly_typed:
+        raise UsageError(f"TensorRT {trt.__version__} cannot build strongly typed networks; pass --weakly-typed")
+    return (1 << int(creation.EXPLICIT_BATCH) if hasattr(creation, "EXPLICIT_BATCH") else 0), False
+
+
+def configure(trt, config, flags: EngineFlags, strongly_typed: bool) -> dict:
+    """Builder settings beyond the profile; returns what the manifest records of them."""
+    if not strongly_typed:  # Q/DQ pins the quantized layers to INT8; the others may run in FP16
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.set_flag(trt.BuilderFlag.FP16)
+    if flags.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)  # no host code in the plan
+    if flags.hardware_compat != "none":
+        levels = getattr(trt, "HardwareCompatibilityLevel", None)
+        level = getattr(levels, HARDWARE_LEVELS[flags.hardware_compat], None)
+        if level is None:
+            raise UsageError(f"TensorRT {trt.__version__} has no hardware compatibility level {flags.hardware_compat}")
+        config.hardware_compatibility_level = level
+    return {"strongly_typed": strongly_typed, "version_compatible": flags.version_compatible,
+            "hardware_compat": flags.hardware_compat}
 
 
 def build_engine(onnx_path: Path, engine_path: Path, timing_cache_path: Path, settings: EngineBuildSettings) -> dict:
@@ -65,22 +110,14 @@ def build_engine(onnx_path: Path, engine_path: Path, timing_cache_path: Path, se
     trt = require("tensorrt", "tensorrt")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    creation = trt.NetworkDefinitionCreationFlag
-    strongly_typed = settings.strongly_typed and hasattr(creation, "STRONGLY_TYPED")
-    flags = 1 << int(creation.STRONGLY_TYPED) if strongly_typed else 0
-    if not strongly_typed and hasattr(creation, "EXPLICIT_BATCH"):  # TensorRT < 10 needs it; 10 ignores it
-        flags |= 1 << int(creation.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
+    creation_flags, strongly_typed = network_flags(trt, settings.flags)
+    network = builder.create_network(creation_flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
-    if not strongly_typed:
-        # Q/DQ pins the quantized layers to INT8; the others may run in FP16.
-        if hasattr(trt.BuilderFlag, "INT8"):
-            config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)
+    recorded = configure(trt, config, settings.flags, strongly_typed)
     profile = builder.create_optimization_profile()
     for spec in settings.inputs:
         profile.set_shape(spec.name, *_profile_shapes(spec, settings))
@@ -92,5 +129,4 @@ def build_engine(onnx_path: Path, engine_path: Path, timing_cache_path: Path, se
         raise ExportError("TensorRT failed to build the engine (see its log above)")
     engine_path.write_bytes(bytes(serialized))
     timing_cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    return {"tensorrt": trt.__version__, "strongly_typed": strongly_typed, "max_batch": settings.max_batch,
-            **device_versions()}
+    return {"tensorrt": trt.__version__, **recorded, "max_batch": settings.max_batch, **device_versions()}

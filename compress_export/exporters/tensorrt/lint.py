@@ -9,7 +9,10 @@ import onnx
 from onnx import numpy_helper
 
 MIN_OPSET = 13
+FP16_QDQ_OPSET = 19
 WEIGHT_CONSUMERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+# The model's metadata key naming the layers deliberately left FP32 in an FP16 graph (overflow headroom).
+FP32_LAYERS_KEY = "compress_export.fp32_layers"
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ def _output_channel_axis(consumer: onnx.NodeProto, weight_rank: int) -> int:
     return 0
 
 
-def lint_for_tensorrt(model: onnx.ModelProto) -> list[Violation]:
+def lint_for_tensorrt(model: onnx.ModelProto, float_precision: str | None = None) -> list[Violation]:
+    """`float_precision="fp16"` also checks that every compute layer left unquantized computes in FP16 (TensorRT 11
+    takes each layer's precision from the ONNX), except those the model's metadata names as kept FP32."""
     graph = _Graph(model)
     found: list[Violation] = []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -68,9 +73,36 @@ def lint_for_tensorrt(model: onnx.ModelProto) -> list[Violation]:
     for node in model.graph.node:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             found += _check_qdq(graph, node)
+            found += _check_scale_type(graph, node, opset)
         elif node.op_type == "Concat":
             found += _check_concat(graph, node)
+    if float_precision == "fp16":
+        found += _check_fp16_layers(model)
     return found
+
+
+def _check_scale_type(graph: _Graph, node: onnx.NodeProto, opset: int) -> list[Violation]:
+    scale = graph.constants.get(node.input[1])
+    if scale is not None and scale.dtype == np.float16 and opset < FP16_QDQ_OPSET:
+        return [Violation("qdq-type", node.name or node.output[0], f"FP16 scale at opset {opset}: ONNX defines "
+                          f"{node.op_type} on FP16 from opset {FP16_QDQ_OPSET}")]
+    return []
+
+
+def _check_fp16_layers(model: onnx.ModelProto) -> list[Violation]:
+    from ...graph import with_inferred_shapes
+
+    inferred = with_inferred_shapes(model)
+    types = {value.name: value.type.tensor_type.elem_type
+             for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
+    types.update({init.name: init.data_type for init in model.graph.initializer})
+    kept = next((prop.value for prop in model.metadata_props if prop.key == FP32_LAYERS_KEY), "")
+    allowed = set(filter(None, kept.split(",")))
+    return [Violation("precision", node.name, f"{node.op_type} computes in FP32; under TensorRT 11 it runs in FP32 "
+                      "(the float layers of this graph were meant to be FP16)")
+            for node in model.graph.node
+            if node.op_type in WEIGHT_CONSUMERS and node.name not in allowed
+            and types.get(node.input[0]) == onnx.TensorProto.FLOAT]
 
 
 def _check_qdq(graph: _Graph, node: onnx.NodeProto) -> list[Violation]:

@@ -8,13 +8,14 @@ import onnx
 
 from ...errors import ExportError, MissingDependencyError, UsageError
 from ...graph import COMPUTE_OPS, nodes_touching, select_nodes
+from ...onnx_io import save
 from ...qdq_rewrites import quantized_activations
 from ...ranges import RangeTable
 from ...specs import Artifact, QuantRecipe
 from ..onnx_targets import MODEL_FILE
 from ..qdq import quantize_with_ranges
 from ..registry import ExportContext
-from .lint import lint_for_tensorrt
+from .lint import FP32_LAYERS_KEY, lint_for_tensorrt
 
 CACHE_FILE = "calibration.cache"
 ENGINE_FILE = "model.engine"
@@ -61,11 +62,28 @@ def symmetric_ranges(model: onnx.ModelProto, ranges: RangeTable) -> dict[str, fl
 
 
 def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
-    """The scale of every activation QuantizeLinear, by the name of the tensor it quantizes."""
+    """The scale of every activation QuantizeLinear, by the name of the tensor it quantizes (through the Cast
+    an FP16 graph puts between a graph input and its QuantizeLinear)."""
     initializers = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    return {node.input[0]: float(np.asarray(initializers[node.input[1]]).ravel()[0])
+    casts = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "Cast"}
+    return {casts.get(node.input[0], node.input[0]): float(np.asarray(initializers[node.input[1]]).ravel()[0])
             for node in model.graph.node
             if node.op_type == "QuantizeLinear" and node.input[0] not in initializers}
+
+
+def _write_float_precision(ctx: ExportContext, path) -> list[str]:
+    """The unquantized layers in FP16 (the default), recorded in the model's metadata for the linter."""
+    if ctx.options.float_precision != "fp16":
+        return ["float layers FP32 (--trt-float fp32): under TensorRT 11 they run in FP32"]
+    from .fp16 import to_mixed_fp16
+
+    feeds = next(iter(ctx.calibration.batches()), None) if ctx.calibration is not None else None
+    mixed = to_mixed_fp16(onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx)), feeds)
+    onnx.helper.set_model_props(mixed.model, {FP32_LAYERS_KEY: ",".join(mixed.kept_fp32)})
+    save(mixed.model, path)
+    kept = f"; {len(mixed.kept_fp32)} kept FP32 (outputs beyond FP16 headroom on the calibration data: " \
+           f"{', '.join(mixed.kept_fp32[:5])}{', ...' if len(mixed.kept_fp32) > 5 else ''})" if mixed.kept_fp32 else ""
+    return [f"float layers FP16 in the ONNX, Q/DQ scales FP16 at opset 19 (TensorRT 11 strong typing){kept}"]
 
 
 def export_trt_int8(ctx: ExportContext) -> Artifact:
@@ -86,18 +104,21 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
         per_channel=ctx.recipe.per_channel, symmetric_activations=True,
         extra_options={"QuantizeBias": False, "OpTypesToExcludeOutputQuantization": op_types},
     )
-    quantized = onnx.load(str(output))
-    violations = lint_for_tensorrt(quantized)
+    activations = sorted(quantized_activations(onnx.load(str(output))))
+    precision_notes = _write_float_precision(ctx, output)
+    violations = lint_for_tensorrt(onnx.load(str(output)), ctx.options.float_precision)
     if violations:
         listed = "; ".join(str(v) for v in violations[:3])
         raise ExportError(f"the TensorRT QDQ model breaks {len(violations)} rule(s): {listed}")
-    activations = sorted(quantized_activations(quantized))
     (ctx.bundle_dir / CACHE_FILE).write_text(
         ctx.ranges.to_trt_cache(ctx.options.cache_version, ctx.options.cache_algorithm, tensors=activations))
     notes = [f"{len(chosen)} nodes quantized ({', '.join(op_types)}), symmetric INT8, biases in float",
              *(f"kept in float: {name} (no calibrated range for {', '.join(missing)})"
                for name, missing in sorted(uncalibrated.items())),
-             f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.options.cache_version}-{ctx.options.cache_algorithm}",
+             *precision_notes,
+             f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.options.cache_version}-{ctx.options.cache_algorithm},"
+             " for TensorRT <= 10 (implicit quantization, removed in TensorRT 11: there the Q/DQ ONNX carries the "
+             "scales)",
              "passes the TensorRT QDQ linter"]
     return _with_engine(ctx, notes)
 
@@ -111,7 +132,7 @@ def _with_engine(ctx: ExportContext, notes: list[str]) -> Artifact:
                                          "--require-engine (build it on the target: compress-export build-engine)")
         return Artifact("trt-int8", MODEL_FILE, ctx.inputs, ctx.outputs, PROXY_RUNTIME, (*notes, PROXY_NOTE),
                         details={"engine_built": False, "validated_with": PROXY_VALIDATION})
-    settings = EngineBuildSettings(ctx.inputs, ctx.options.max_batch, ctx.example_shapes)
+    settings = EngineBuildSettings(ctx.inputs, ctx.options.max_batch, ctx.example_shapes, ctx.options.engine)
     versions = build_engine(ctx.bundle_dir / MODEL_FILE, ctx.bundle_dir / ENGINE_FILE,
                             ctx.bundle_dir / TIMING_CACHE_FILE, settings)
     return Artifact("trt-int8", ENGINE_FILE, ctx.inputs, ctx.outputs, "tensorrt", tuple(notes),

@@ -1,0 +1,48 @@
+"""The trt-int8 graph's float layers in FP16: layers whose outputs near FP16's limit on the calibration data stay
+FP32. TensorRT computes each tensor in the type the graph gives it; onnxruntime's CPU casts FP16 layers back to
+FP32, so the check is on the graph's types, and on the guarded graph's outputs."""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from compress_export.exporters.tensorrt.fp16 import FP16_OPSET, to_mixed_fp16
+from compress_export.onnx_io import session
+
+
+def _model() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    big = numpy_helper.from_array((rng.standard_normal((8, 8)) * 3e4).astype(np.float32), "big")
+    small = numpy_helper.from_array((rng.standard_normal((8, 4)) * 1e-4).astype(np.float32), "small")
+    nodes = [helper.make_node("MatMul", ["x", "big"], ["wide"], name="widen"),
+             helper.make_node("MatMul", ["wide", "small"], ["y"], name="narrow")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], [big, small])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    return session(model).run(None, {"x": x})[0]
+
+
+def _type_read(model: onnx.ModelProto, node_name: str) -> int:
+    """The type of the tensor a node reads first."""
+    name = next(node.input[0] for node in model.graph.node if node.name == node_name)
+    return next(v.type.tensor_type.elem_type for v in model.graph.value_info if v.name == name)
+
+
+def test_layers_beyond_fp16_headroom_stay_fp32_and_keep_outputs_finite():
+    model = _model()
+    x = np.random.default_rng(1).standard_normal((4, 8)).astype(np.float32)
+    exact = _run(model, x)
+    assert np.abs(x @ numpy_helper.to_array(model.graph.initializer[0])).max() > 65504
+    blind = to_mixed_fp16(model, model, None)
+    assert blind.kept_fp32 == () and _type_read(blind.model, "narrow") == TensorProto.FLOAT16  # overflows in TensorRT
+    guarded = to_mixed_fp16(model, model, {"x": x})
+    assert guarded.kept_fp32 == ("widen", "narrow")
+    assert next(o.version for o in guarded.model.opset_import if o.domain == "") == FP16_OPSET
+    assert _type_read(guarded.model, "narrow") == TensorProto.FLOAT
+    result = _run(guarded.model, x)
+    assert np.all(np.isfinite(result)) and np.allclose(result, exact, rtol=2e-2, atol=2e-2 * np.abs(exact).max())
+    types = {init.name: init.data_type for init in guarded.model.graph.initializer}
+    assert types["big"] == TensorProto.FLOAT  # not clamped to FP16
