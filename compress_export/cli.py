@@ -43,6 +43,7 @@ from .options import (
     output_options,
     pop_gate_overrides,
     provider_option,
+    prune_options,
     qat_options,
     quant_options,
     source_options,
@@ -173,6 +174,7 @@ def _write_text(path: Path, text: str, option: str) -> None:
 @bench_options
 @tensorrt_options
 @tflite_options
+@prune_options
 @qat_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for splits, random data and training.")

@@ -242,7 +242,8 @@ qat_options = _stack(
                       "Keras models to tflite-int8): the FP32 model teaches its fake-quantized copy, no labels "
                       "needed."),
     click.option("--train-data", type=click.Path(exists=True), metavar="NPZ|DIR",
-                 help="Training data for --qat (default: the calibration data). A 'label' key adds the task loss."),
+                 help="Training data for --qat and --distill (default: the calibration data). A 'label' key adds "
+                      "the task loss."),
     click.option("--qat-epochs", type=click.IntRange(min=1), default=3, show_default=True,
                  help="--qat: passes over the data."),
     click.option("--qat-steps", type=click.IntRange(min=1), help="--qat: stop after this many steps instead."),
@@ -253,9 +254,43 @@ qat_options = _stack(
 )
 
 
+prune_options = _stack(
+    click.option("--prune", type=FiniteFloat(0, 1, min_open=True, max_open=True), metavar="RATIO",
+                 help="Structured pruning of a PyTorch model before export: remove this fraction of the channels of "
+                      "each convolution and of the hidden neurons of each expanding Linear (transformer FFNs), with "
+                      "every coupled layer (torch-pruning's DepGraph). Every target is built from the pruned model."),
+    click.option("--prune-importance", type=click.Choice(("magnitude", "taylor")), default="magnitude",
+                 show_default=True, help="--prune: rank channels by weight norm, or by |weight x gradient| on a "
+                                         "calibration batch."),
+    click.option("--distill", is_flag=True,
+                 help="With --prune: recover the pruned model by distilling the original's outputs into it "
+                      "(label-free; a 'label' key in --train-data adds the task loss)."),
+    click.option("--distill-epochs", type=click.IntRange(min=1), default=30, show_default=True,
+                 help="--distill: passes over the training data."),
+    click.option("--distill-steps", type=click.IntRange(min=1), help="--distill: stop after this many steps instead."),
+    click.option("--distill-lr", type=FiniteFloat(min=0, min_open=True),
+                 help="--distill: learning rate (default: 1e-3 for models under 5M parameters, 1e-4 above)."),
+    click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True,
+                 help="Where --distill trains (auto: CUDA when torch sees a GPU)."),
+)
+
+
 def build_compression(o: dict, seed: int) -> tuple:
+    """The compression steps in the order they run: prune, distill, then QAT on the result."""
+    from .compression.distill_torch import DistillSettings
+    from .compression.prune import PruneSettings
     from .compression.qat_settings import QatSettings
 
+    steps: list = []
+    ratio, importance = o.pop("prune"), o.pop("prune_importance")
+    distill = DistillSettings(epochs=o.pop("distill_epochs"), steps=o.pop("distill_steps"), lr=o.pop("distill_lr"),
+                              alpha=o["alpha"], seed=seed, device=o.pop("device"))
+    if ratio is not None:
+        steps.append(("prune", PruneSettings(ratio, importance)))
+    if o.pop("distill"):
+        steps.append(("distill", distill))
     settings = QatSettings(epochs=o.pop("qat_epochs"), steps=o.pop("qat_steps"), lr=o.pop("lr"), alpha=o.pop("alpha"),
                            seed=seed)
-    return (("qat", settings),) if o.pop("qat") else ()
+    if o.pop("qat"):
+        steps.append(("qat", settings))
+    return tuple(steps)

@@ -7,6 +7,8 @@ from ..errors import UsageError
 from ..lazy import resolve
 
 METHODS: dict[str, str] = {
+    "prune": "compress_export.compression.prune:StructuredPruning",
+    "distill": "compress_export.compression.distill:Distillation",
     "qat": "compress_export.compression.qat:QuantizationAwareTraining",
 }
 

@@ -30,6 +30,7 @@ class Compressed:
     ranges_space: str | None = None
     files: dict[str, Callable[[Path], Any]] = field(default_factory=dict)  # written into each bundle it applies to
     compare_key: str | None = None  # where the report keeps the same target built from the original model
+    applies_to_all: bool = False  # a new model for every target (pruned, distilled), which later steps build on
 
 
 class CompressionMethod(ABC):
@@ -48,3 +49,12 @@ class CompressionMethod(ABC):
 
     def markdown(self, section: dict, report: Report) -> list[str]:
         return []
+
+
+def current_model(job) -> tuple[LoadedModel, Path | None, RangeTable | None]:
+    """(model, FP32 ONNX, ONNX range table) the next step starts from: the last step's that applies to every
+    target (a pruned or distilled model), else the original."""
+    for _, done in reversed(job.compressed):
+        if done.applies_to_all:
+            return done.model, done.fp32_onnx or job.fp32, done.ranges if done.ranges_space == "onnx" else job.ranges
+    return job.model, job.fp32, job.ranges

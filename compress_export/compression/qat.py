@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .base import Compressed, CompressionMethod
+from .base import Compressed, CompressionMethod, current_model
 from .qat_settings import QatSettings, plot_losses
 
 
@@ -17,7 +17,7 @@ class QuantizationAwareTraining(CompressionMethod):
     title = "QAT"
 
     def apply(self, job, settings: QatSettings) -> Compressed:
-        model = job.model
+        model, _, _ = current_model(job)
         if model.framework == "keras":
             return self._keras(job, settings)
         if model.framework != "torch" or getattr(model, "exported", None) is not None:
@@ -34,10 +34,10 @@ class QuantizationAwareTraining(CompressionMethod):
         from ..stages.reference import export_fp32
         from .qat_torch import fine_tune, match_inputs
 
-        model, ranges = job.model, job.ranges
+        model, fp32_before, ranges = current_model(job)  # the pruned/distilled model where those steps ran
         forward = differentiable_forward(model)
         sample = next(job.calib.batches())
-        matched = match_inputs(model.module, job.fp32, list(ranges.ranges), sample, forward)
+        matched = match_inputs(model.module, fp32_before, list(ranges.ranges), sample, forward)
         with _progress(job, settings) as step:
             student, result = fine_tune(model.module, forward, matched, ranges, job.train, settings, on_step=step)
         tuned = TorchModel(student, model.description, model.sha256, model.inputs)

@@ -30,7 +30,7 @@ class QatResult:
                 "loss_last": self.losses[-1] if self.losses else None}
 
 
-def plot_losses(losses: list[float], path: Path) -> bool:
+def plot_losses(losses: list[float], path: Path, title: str = "QAT fine-tuning") -> bool:
     try:
         import matplotlib
 
@@ -43,7 +43,7 @@ def plot_losses(losses: list[float], path: Path) -> bool:
     axes.set_xlabel("step")
     axes.set_ylabel("distillation loss")
     axes.set_yscale("log")
-    axes.set_title("QAT fine-tuning")
+    axes.set_title(title)
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)

@@ -23,6 +23,7 @@ from ..onnx_io import session as onnx_session
 from ..ranges import RangeTable
 from .losses import distillation_loss
 from .qat_settings import QatResult, QatSettings
+from .training import batches_in, optimizer_step, run_steps
 
 ACT_MIN, ACT_MAX = 0, 255  # UINT8 asymmetric activations, as onnx-int8 exports them
 MATCH_TOLERANCE = 1e-4
@@ -162,23 +163,17 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
                                    {"params": list(quantizer.scales), "lr": settings.lr * 10, "weight_decay": 0.0}])
     result = QatResult(ranges={}, tensors=sorted(quantizer.params))
     start = time.perf_counter()
-    total_steps = settings.steps or settings.epochs * _batches_in(data)
+    total_steps = settings.steps or settings.epochs * batches_in(data)
+
+    def step(feeds, labels) -> float:
+        with torch.no_grad():
+            expected = forward(teacher, feeds)
+        loss = distillation_loss(forward(student, feeds), expected, labels, settings.temperature, settings.alpha)
+        return optimizer_step(optimizer, loss)
+
     try:
-        while result.steps < total_steps:
-            for feeds, labels in _batches_with_labels(data):
-                with torch.no_grad():
-                    expected = forward(teacher, feeds)
-                loss = distillation_loss(forward(student, feeds), expected, labels, settings.temperature,
-                                         settings.alpha)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                result.losses.append(float(loss.detach()))
-                result.steps += 1
-                if on_step:
-                    on_step(result.losses[-1])
-                if result.steps >= total_steps:
-                    break
+        result.losses = run_steps(data, total_steps, step, on_step)
+        result.steps = len(result.losses)
     finally:
         quantizer.remove()
     student.eval()
@@ -187,13 +182,3 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
     result.ranges = quantizer.ranges()
     result.seconds = time.perf_counter() - start
     return student, result
-
-
-def _batches_in(data: CalibrationData) -> int:
-    return sum(1 for _ in data.batches())
-
-
-def _batches_with_labels(data: CalibrationData):
-    for feeds in data.batches(labels=True):
-        labels = feeds.pop("label", None)
-        yield feeds, labels

@@ -19,13 +19,16 @@ log = logging.getLogger(__name__)
 OPSET = 18
 
 
-def differentiable_forward(model: TorchModel):
-    """forward(module, feeds) -> {output name: tensor}, with autograd, for fine-tuning a copy of `model`."""
+def differentiable_forward(model: TorchModel, device: str | None = None):
+    """forward(module, feeds) -> {output name: tensor}, with autograd, for fine-tuning a copy of `model` (its
+    inputs moved to `device` when given)."""
 
     def forward(module, feeds: dict[str, np.ndarray]) -> dict:
         import torch
 
         tensors = {spec.name: torch.from_numpy(np.ascontiguousarray(feeds[spec.name])) for spec in model.inputs}
+        if device:
+            tensors = {name: tensor.to(device) for name, tensor in tensors.items()}
         result = module(**tensors) if model.by_keyword else module(*tensors.values())
         return dict(flatten_outputs(result))
 

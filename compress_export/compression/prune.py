@@ -1,0 +1,72 @@
+"""`--prune RATIO`: structured pruning of a PyTorch model (channels of convolutions, hidden neurons of expanding
+Linear layers) before export; every target is built from the pruned model, and `--distill` recovers it."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from .base import Compressed, CompressionMethod, current_model
+from .stages import stage_row, stage_table, torch_module_of
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    ratio: float
+    importance: str = "magnitude"
+
+
+class StructuredPruning(CompressionMethod):
+    name = "prune"
+    title = "Pruning"
+
+    def apply(self, job, settings: PruneSettings) -> Compressed:
+        import torch
+
+        from ..runtimes.torch import flatten_outputs
+        from ..sources.torch_source import TorchModel
+        from .prune_torch import prune
+
+        model, fp32, _ = current_model(job)
+        module = torch_module_of(model, "--prune")
+        sample = next(job.calib.batches())
+        example = {spec.name: torch.from_numpy(sample[spec.name]) for spec in model.inputs}
+
+        def call(net, inputs):
+            return net(**inputs) if model.by_keyword else net(*inputs.values())
+
+        def output_energy(outputs):  # taylor's label-free loss: each channel's share of the outputs' energy
+            tensors = [tensor for _, tensor in flatten_outputs(outputs) if tensor.dtype.is_floating_point]
+            return sum(t.pow(2).mean() / t.detach().pow(2).mean().clamp(min=1e-12) for t in tensors)
+
+        pruned = copy.deepcopy(module).eval()
+        counts = prune(pruned, example, call, settings.ratio, settings.importance, output_energy)
+        tuned = TorchModel(pruned, model.description, model.sha256, model.inputs)
+        done = finish(job, tuned, {"settings": settings.__dict__, **counts}, "model.pruned.onnx")
+        done.section["stages"] = [stage_row(job, "original", model, fp32),
+                                  stage_row(job, "pruned", tuned, done.fp32_onnx)]
+        return done
+
+    def markdown(self, section: dict, report) -> list[str]:
+        return [f"{section['pruned_layers']} layers lost {section['ratio']:.0%} of their channels "
+                f"({section['importance']} importance): parameters {section['parameters_before']:,} -> "
+                f"{section['parameters_after']:,}.", "", *stage_table(section["stages"], report)]
+
+
+def finish(job, tuned, section: dict, file_name: str) -> Compressed:
+    """The step's FP32 ONNX and, where a target reads ONNX ranges, their calibration on the new graph."""
+    from ..calibrate import calibrate_onnx
+    from ..stages.reference import export_fp32
+
+    fp32 = job.work / file_name
+    export_fp32(tuned, fp32, next(job.calib.batches()))
+    table = calibrate_onnx(fp32, job.calib, job.calibration_recipe, progress=False) if job.ranges is not None \
+        else None
+    return Compressed(model=tuned, section=section, applies_to=lambda target: True, fp32_onnx=fp32, ranges=table,
+                      ranges_space="onnx" if table is not None else None, applies_to_all=True)
+
+
+def refuse_without_prune(job) -> None:
+    if not any(method.name == "prune" for method, _ in job.compressed):
+        raise UsageError("--distill recovers a pruned model from the original: use it with --prune RATIO")

@@ -1,0 +1,38 @@
+"""The step loop that QAT and distillation share: a fixed number of optimizer steps, cycling over the data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..data import CalibrationData
+
+
+def batches_in(data: CalibrationData) -> int:
+    return sum(1 for _ in data.batches())
+
+
+def run_steps(data: CalibrationData, total: int, step: Callable, on_step: Callable[[float], None] | None = None
+              ) -> list[float]:
+    """Call `step(feeds, labels) -> loss` `total` times over the data's batches (labels None where the data has
+    none); returns the losses."""
+    losses: list[float] = []
+    while len(losses) < total:
+        before = len(losses)
+        for feeds in data.batches(labels=True):
+            losses.append(step(feeds, feeds.pop("label", None)))
+            if on_step:
+                on_step(losses[-1])
+            if len(losses) >= total:
+                break
+        if len(losses) == before:  # no batch at all
+            break
+    return losses
+
+
+def optimizer_step(optimizer, loss, schedule=None) -> float:
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if schedule is not None:
+        schedule.step()
+    return float(loss.detach())

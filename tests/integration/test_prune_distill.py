@@ -1,0 +1,57 @@
+"""prune -> distill -> quantize on the digits CNN from the command line: half the channels go, the distilled
+model keeps accuracy within a point of the original on onnx-int8 and tflite-int8, and each stage is reported."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compress_export.cli import cli
+from tests.conftest import DIGITS_FACTORY
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def pruned_run(tmp_path_factory, digits_data):
+    calib, val = digits_data
+    out = tmp_path_factory.mktemp("prune") / "out"
+    # A pruned model is a new model: its logits move more than quantization's 0.99 default allows, so the
+    # gate that matters is the accuracy drop (1 point, the default); the cosine gate is the user's call.
+    result = invoke("export", DIGITS_FACTORY, "--to", "onnx-int8,tflite-int8", "--prune", "0.5", "--distill",
+                    "--min-cosine", "0.9", "--calib-data", calib, "--val-data", val, "--out", out, "--no-bench", "-q",
+                    "--json")
+    return result, out
+
+
+def test_pruned_and_distilled_cnn_keeps_accuracy_at_a_quarter_of_the_flops(pruned_run):
+    result, out = pruned_run
+    assert result.exit_code == 0, result.output
+    for target in ("onnx-int8", "tflite-int8"):
+        report = json.loads((out / target / "report.json").read_text())
+        accuracy = report["metrics"]
+        assert 100 * (accuracy["reference"]["accuracy"] - accuracy["candidate"]["accuracy"]) <= 1.0
+        stages = {row["stage"]: row for row in report["distill"]["stages"]}
+        assert set(stages) == {"original", "pruned", "distilled"}
+        assert stages["distilled"]["macs"] <= 0.55 * stages["original"]["macs"]
+        assert stages["pruned"]["parameters"] < 0.5 * stages["original"]["parameters"]
+        assert stages["distilled"]["cosine"] > stages["pruned"]["cosine"] + 0.1  # distillation recovered it
+        assert report["prune"]["settings"] == {"ratio": 0.5, "importance": "magnitude"}
+        assert (out / target / "distill_loss.png").is_file()
+        markdown = (out / target / "report.md").read_text()
+        assert "## Pruning" in markdown and "| distilled |" in markdown
+    recipe = (out / "onnx-int8" / "recipe.yaml").read_text()
+    assert "prune: 0.5" in recipe and "distill: true" in recipe
+
+
+def test_distill_needs_prune_and_pruning_needs_a_pytorch_module(digits_data, digits_onnx, tmp_path):
+    calib, val = digits_data
+    alone = invoke("export", DIGITS_FACTORY, "--to", "onnx", "--distill", "--calib-data", calib,
+                   "--out", tmp_path / "a", "--no-bench", "-q")
+    assert alone.exit_code == 2 and "use it with --prune" in alone.output
+    onnx_model = invoke("export", digits_onnx, "--to", "onnx", "--prune", "0.5", "--calib-data", calib,
+                        "--out", tmp_path / "b", "--no-bench", "-q")
+    assert onnx_model.exit_code == 2 and "PyTorch nn.Module" in onnx_model.output
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
