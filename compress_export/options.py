@@ -262,9 +262,13 @@ prune_options = _stack(
     click.option("--prune-importance", type=click.Choice(("magnitude", "taylor")), default="magnitude",
                  show_default=True, help="--prune: rank channels by weight norm, or by |weight x gradient| on a "
                                          "calibration batch."),
+    click.option("--student", metavar="every:K|FILE.py:FACTORY",
+                 help="A smaller model for --distill: every:K keeps every K-th block of the layer stack (a "
+                      "transformer's layers); a factory builds one that takes the same inputs. Both start from the "
+                      "original's weights where names and shapes match."),
     click.option("--distill", is_flag=True,
-                 help="With --prune: recover the pruned model by distilling the original's outputs into it "
-                      "(label-free; a 'label' key in --train-data adds the task loss)."),
+                 help="With --prune or --student: train that model on the original's outputs (label-free; a "
+                      "'label' key in --train-data adds the task loss)."),
     click.option("--distill-epochs", type=click.IntRange(min=1), default=30, show_default=True,
                  help="--distill: passes over the training data."),
     click.option("--distill-steps", type=click.IntRange(min=1), help="--distill: stop after this many steps instead."),
@@ -287,6 +291,11 @@ def build_compression(o: dict, seed: int) -> tuple:
                               alpha=o["alpha"], seed=seed, device=o.pop("device"))
     if ratio is not None:
         steps.append(("prune", PruneSettings(ratio, importance)))
+    if o.get("student"):
+        from .compression.student import StudentSettings
+
+        steps.append(("student", StudentSettings(o.pop("student"))))
+    o.pop("student", None)
     if o.pop("distill"):
         steps.append(("distill", distill))
     settings = QatSettings(epochs=o.pop("qat_epochs"), steps=o.pop("qat_steps"), lr=o.pop("lr"), alpha=o.pop("alpha"),

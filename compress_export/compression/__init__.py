@@ -8,6 +8,7 @@ from ..lazy import resolve
 
 METHODS: dict[str, str] = {
     "prune": "compress_export.compression.prune:StructuredPruning",
+    "student": "compress_export.compression.student:SmallerStudent",
     "distill": "compress_export.compression.distill:Distillation",
     "qat": "compress_export.compression.qat:QuantizationAwareTraining",
 }

@@ -8,7 +8,7 @@ import sys
 from ..sources.torch_source import TorchModel
 from .base import Compressed, CompressionMethod, current_model
 from .distill_torch import DistillSettings
-from .prune import finish, refuse_without_prune
+from .prune import MODEL_CHANGING, finish, refuse_without_prune
 from .qat_settings import plot_losses
 from .stages import stage_row, stage_table, torch_module_of
 
@@ -39,7 +39,7 @@ class Distillation(CompressionMethod):
                    "loss_last": result.losses[-1] if result.losses else None,
                    "train_data": job.config.train_data or "the calibration data", "labels": job.train.has_labels}
         done = finish(job, tuned, section, "model.distilled.onnx")
-        previous = next(d.section for m, d in reversed(job.compressed) if m.name == "prune")
+        previous = next(d.section for m, d in reversed(job.compressed) if m.name in MODEL_CHANGING)
         done.section["stages"] = [*previous["stages"], stage_row(job, "distilled", tuned, done.fp32_onnx)]
         losses = list(result.losses)
         done.files = {"distill_loss.png": lambda path: plot_losses(losses, path, "distillation")}

@@ -7,8 +7,8 @@ import copy
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from .base import Compressed, CompressionMethod, current_model
-from .stages import stage_row, stage_table, torch_module_of
+from .base import Compressed, CompressionMethod
+from .stages import stage_row, stage_table, starting_point
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,7 @@ class StructuredPruning(CompressionMethod):
         from ..sources.torch_source import TorchModel
         from .prune_torch import prune
 
-        model, fp32, _ = current_model(job)
-        module = torch_module_of(model, "--prune")
+        model, fp32, module = starting_point(job, "--prune")
         sample = next(job.calib.batches())
         example = {spec.name: torch.from_numpy(sample[spec.name]) for spec in model.inputs}
 
@@ -67,6 +66,10 @@ def finish(job, tuned, section: dict, file_name: str) -> Compressed:
                       ranges_space="onnx" if table is not None else None, applies_to_all=True)
 
 
+MODEL_CHANGING = ("prune", "student")
+
+
 def refuse_without_prune(job) -> None:
-    if not any(method.name == "prune" for method, _ in job.compressed):
-        raise UsageError("--distill recovers a pruned model from the original: use it with --prune RATIO")
+    if not any(method.name in MODEL_CHANGING for method, _ in job.compressed):
+        raise UsageError("--distill trains a pruned or smaller model on the original's outputs: use it with "
+                         "--prune RATIO or --student every:K|file.py:factory")

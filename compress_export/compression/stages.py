@@ -15,6 +15,14 @@ def torch_module_of(model, flag: str):
     return model.module
 
 
+def starting_point(job, flag: str):
+    """(model, its FP32 ONNX, its nn.Module) a model-changing step starts from (after earlier such steps)."""
+    from .base import current_model
+
+    model, fp32, _ = current_model(job)
+    return model, fp32, torch_module_of(model, flag)
+
+
 def stage_row(job, stage: str, model, fp32: Path | None = None) -> dict:
     from ..sources.torch_source import differentiable_forward
     from .distill_torch import held_out_cosine

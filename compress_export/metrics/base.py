@@ -93,6 +93,7 @@ class ArtifactProbe:
     runtime: str
     fp32_onnx: Any = None  # Path | None
     batches: tuple = ()  # ((feeds, labels, reference outputs), ...)
+    original_onnx: Any = None  # the original model's FP32 ONNX where a step (pruning) changed the model
 
 
 class ArtifactMetric(Metric):

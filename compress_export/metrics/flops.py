@@ -162,10 +162,14 @@ class Flops(ArtifactMetric):
         feeds = probe.batches[0][0] if probe.batches else {}
         shapes = {name: value.shape for name, value in feeds.items()}
         result = {}
-        if probe.fp32_onnx is not None and Path(probe.fp32_onnx).is_file():
-            result["reference"] = count_model(onnx.load(str(probe.fp32_onnx)), shapes, feeds)
+        own, original = probe.fp32_onnx, probe.original_onnx or probe.fp32_onnx  # before: the original model
+        if original is not None and Path(original).is_file():
+            result["reference"] = count_model(onnx.load(str(original)), shapes, feeds)
         if Path(probe.path).suffix == ".onnx":
             result["candidate"] = count_model(onnx.load(str(probe.path)), shapes, feeds)
+        elif own is not None and own != original and Path(own).is_file():
+            result["candidate"] = count_model(onnx.load(str(own)), shapes, feeds)
+            result["note"] = "the artifact is not ONNX: its counts are those of the FP32 ONNX graph it was made from"
         elif "reference" in result:
             result["note"] = "the artifact is not ONNX: counts are those of the FP32 ONNX graph of the same model"
         if result:

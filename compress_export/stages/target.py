@@ -52,7 +52,7 @@ def build_target(job, target, bench) -> Report:
         if job.calib.synthetic:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
         analyse(report, ArtifactProbe(artifact_path, artifact.runtime, ctx.fp32_onnx or job.fp32,
-                                      tuple(job.validation.batches)), job.task.metrics)
+                                      tuple(job.validation.batches), original_onnx=job.fp32), job.task.metrics)
         if bench is not None:
             _benchmark(job, target, report, bench, artifact, artifact_path)
         if ranges is not None and target.ranges == "onnx":

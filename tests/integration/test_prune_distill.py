@@ -36,6 +36,9 @@ def test_pruned_and_distilled_cnn_keeps_accuracy_at_a_quarter_of_the_flops(prune
         stages = {row["stage"]: row for row in report["distill"]["stages"]}
         assert set(stages) == {"original", "pruned", "distilled"}
         assert stages["distilled"]["macs"] <= 0.55 * stages["original"]["macs"]
+        flops = report["flops"]  # the report's before/after compute: the original against this artifact
+        assert flops["reference"]["macs"] == stages["original"]["macs"]
+        assert flops["candidate"]["macs"] <= 0.55 * flops["reference"]["macs"]
         assert stages["pruned"]["parameters"] < 0.5 * stages["original"]["parameters"]
         assert stages["distilled"]["cosine"] > stages["pruned"]["cosine"] + 0.1  # distillation recovered it
         assert report["prune"]["settings"] == {"ratio": 0.5, "importance": "magnitude"}
@@ -55,3 +58,15 @@ def test_distill_needs_prune_and_pruning_needs_a_pytorch_module(digits_data, dig
                         "--out", tmp_path / "b", "--no-bench", "-q")
     assert onnx_model.exit_code == 2 and "PyTorch nn.Module" in onnx_model.output
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+
+
+def test_same_seed_same_pruned_and_distilled_bytes(digits_data, tmp_path):
+    calib, val = digits_data
+    hashes = []
+    for run in ("a", "b"):
+        result = invoke("export", DIGITS_FACTORY, "--to", "onnx-int8", "--prune", "0.5", "--prune-importance", "taylor",
+                        "--distill", "--distill-epochs", "2", "--min-cosine", "0.5", "--calib-data", calib,
+                        "--val-data", val, "--out", tmp_path / run, "--no-bench", "-q")
+        assert result.exit_code in (0, 1), result.output
+        hashes.append(json.loads((tmp_path / run / "onnx-int8" / "manifest.json").read_text())["files"]["model.onnx"])
+    assert hashes[0] == hashes[1]
