@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -52,6 +53,7 @@ def platform_info() -> dict[str, str]:
     }
 
 
+@functools.cache  # one nvidia-smi call per process: the GPUs do not change while it runs
 def gpu_info() -> str:
     """The NVIDIA GPUs and their compute capability, from nvidia-smi (no framework import); "none" without."""
     smi = shutil.which("nvidia-smi")

@@ -56,6 +56,19 @@ def nodes_touching(model: onnx.ModelProto, tensors: Iterable[str]) -> list[str]:
     return [node.name for node in model.graph.node if wanted & (set(node.input) | set(node.output))]
 
 
+def default_opset(model: onnx.ModelProto, missing: int = 0) -> int:
+    """The model's ai.onnx opset version (`missing` when it imports none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), missing)
+
+
+def input_casts(model: onnx.ModelProto) -> dict[str, str]:
+    """FP16 Cast outputs -> the float tensors they narrow. An FP16 graph quantizes the cast of an FP32 graph input
+    (or of a layer kept FP32): its QuantizeLinear still stands for the float graph's tensor of that name."""
+    cast_to_fp16 = [node for node in model.graph.node if node.op_type == "Cast"
+                    and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in node.attribute)]
+    return {node.output[0]: node.input[0] for node in cast_to_fp16}
+
+
 def with_inferred_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model)

@@ -8,6 +8,8 @@ import math
 
 import click
 
+from .compression.prune_torch import IMPORTANCES
+
 CALIBRATORS = ("entropy", "minmax", "percentile", "mse")
 
 
@@ -259,7 +261,7 @@ prune_options = _stack(
                  help="Structured pruning of a PyTorch model before export: remove this fraction of the channels of "
                       "each convolution and of the hidden neurons of each expanding Linear (transformer FFNs), with "
                       "every coupled layer (torch-pruning's DepGraph). Every target is built from the pruned model."),
-    click.option("--prune-importance", type=click.Choice(("magnitude", "taylor")), default="magnitude",
+    click.option("--prune-importance", type=click.Choice(IMPORTANCES), default=IMPORTANCES[0],
                  show_default=True, help="--prune: rank channels by weight norm, or by |weight x gradient| on a "
                                          "calibration batch."),
     click.option("--student", metavar="every:K|FILE.py:FACTORY",
@@ -280,22 +282,21 @@ prune_options = _stack(
 
 
 def build_compression(o: dict, seed: int) -> tuple:
-    """The compression steps in the order they run: prune, distill, then QAT on the result."""
+    """The compression steps in the order they run: prune, student, distill, then QAT on the result."""
     from .compression.distill_torch import DistillSettings
     from .compression.prune import PruneSettings
     from .compression.qat_settings import QatSettings
 
     steps: list = []
-    ratio, importance = o.pop("prune"), o.pop("prune_importance")
+    ratio, importance, student = o.pop("prune"), o.pop("prune_importance"), o.pop("student")
     distill = DistillSettings(epochs=o.pop("distill_epochs"), steps=o.pop("distill_steps"), lr=o.pop("distill_lr"),
                               alpha=o["alpha"], seed=seed, device=o.pop("device"))
     if ratio is not None:
         steps.append(("prune", PruneSettings(ratio, importance)))
-    if o.get("student"):
+    if student:
         from .compression.student import StudentSettings
 
-        steps.append(("student", StudentSettings(o.pop("student"))))
-    o.pop("student", None)
+        steps.append(("student", StudentSettings(student)))
     if o.pop("distill"):
         steps.append(("distill", distill))
     settings = QatSettings(epochs=o.pop("qat_epochs"), steps=o.pop("qat_steps"), lr=o.pop("lr"), alpha=o.pop("alpha"),

@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .graph import input_casts
+
 FOLDED_ACTIVATIONS = ("Relu", "Clip")
 
 
@@ -24,7 +26,7 @@ def with_float_tensors(quantized: onnx.ModelProto, original: onnx.ModelProto, na
     original_producer = {out: node for node in original.graph.node for out in node.output}
     nodes = list(model.graph.node)
     producer = {out: node for node in nodes for out in node.output}
-    casts = _input_casts(model)
+    casts = input_casts(model)
     replacement: dict[str, str] = {}
     inserted: list[tuple[onnx.NodeProto | None, onnx.NodeProto]] = []
     for node in nodes:
@@ -80,7 +82,7 @@ def with_tensor_ranges(quantized: onnx.ModelProto, ranges: Mapping[str, tuple[fl
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear":
             consumers.setdefault(node.input[0], []).append(node)
-    casts = _input_casts(model)
+    casts = input_casts(model)
     rescaled: dict[str, float] = {}  # DequantizeLinear output -> its new scale
     for node in list(model.graph.node):
         if node.op_type != "QuantizeLinear" or len(node.input) < 3:
@@ -148,19 +150,12 @@ def scale_and_zero_point(lo: float, hi: float, dtype: np.dtype) -> tuple[float, 
 def quantized_activations(model: onnx.ModelProto) -> list[str]:
     """Activation tensors that pass through a QuantizeLinear, in graph order, by their names in the float graph."""
     constants = {init.name for init in model.graph.initializer}
-    casts = _input_casts(model)
+    casts = input_casts(model)
     seen: dict[str, None] = {}
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear" and node.input[0] not in constants:
             seen[casts.get(node.input[0], node.input[0])] = None
     return list(seen)
-
-
-def _input_casts(model: onnx.ModelProto) -> dict[str, str]:
-    """Cast outputs -> the graph inputs they cast: an FP16 graph with FP32 inputs quantizes the cast input."""
-    inputs = {value.name for value in model.graph.input}
-    return {node.output[0]: node.input[0] for node in model.graph.node
-            if node.op_type == "Cast" and node.input[0] in inputs}
 
 
 def speed_costs(quantized: onnx.ModelProto, macs: Mapping[str, int]) -> dict[str, dict]:

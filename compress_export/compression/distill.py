@@ -3,14 +3,12 @@ task loss), on a GPU when torch sees one. Every target is then built from the di
 
 from __future__ import annotations
 
-import sys
-
 from ..sources.torch_source import TorchModel
 from .base import Compressed, CompressionMethod, current_model
 from .distill_torch import DistillSettings
-from .prune import MODEL_CHANGING, finish, refuse_without_prune
 from .qat_settings import plot_losses
-from .stages import stage_row, stage_table, torch_module_of
+from .stages import MODEL_CHANGING, finish, refuse_without_prune, stage_row, stage_table, torch_module_of
+from .training import step_bar, total_steps
 
 
 class Distillation(CompressionMethod):
@@ -26,13 +24,9 @@ class Distillation(CompressionMethod):
         teacher = torch_module_of(job.model, "--distill")
         device = resolve_device(settings.device)
         forward = differentiable_forward(job.model, device)
-        total = settings.steps or settings.epochs * sum(1 for _ in job.train.batches())
-        from tqdm import tqdm
-
-        with tqdm(total=total, unit="step", desc="distill", disable=not job.config.progress, file=sys.stderr,
-                  leave=False) as bar:
-            student, result = distill(student_model.module, teacher, forward, job.train, settings,
-                                      on_step=lambda loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+        total = total_steps(settings.steps, settings.epochs, job.train)
+        with step_bar(total, "distill", job.config.progress) as on_step:
+            student, result = distill(student_model.module, teacher, forward, job.train, settings, on_step, total)
         tuned = TorchModel(student, student_model.description, student_model.sha256, student_model.inputs)
         section = {"settings": settings.__dict__, "steps": result.steps, "seconds": result.seconds,
                    "device": result.device, "lr": result.lr, "loss_first": result.losses[0] if result.losses else None,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data import CalibrationData
 from .losses import distillation_loss
-from .training import batches_in, optimizer_step, run_steps
+from .training import optimizer_step, run_steps, total_steps
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,10 @@ def resolve_device(device: str) -> str:
 
 
 def distill(student, teacher, forward: Callable, data: CalibrationData, settings: DistillSettings,
-            on_step: Callable[[float], None] | None = None) -> tuple[object, DistillResult]:
+            on_step: Callable[[float], None] | None = None, total: int | None = None) -> tuple[object, DistillResult]:
     """Train a copy of `student` to match `teacher`; both stay untouched. `forward(module, feeds)` returns the
-    outputs by name on the device the modules are on. The trained copy comes back on the CPU, in eval mode."""
+    outputs by name on the device the modules are on. The trained copy comes back on the CPU, in eval mode.
+    `total`: the step count when the caller already has it (else from the settings and the data)."""
     import torch
 
     torch.manual_seed(settings.seed)
@@ -75,7 +76,7 @@ def distill(student, teacher, forward: Callable, data: CalibrationData, settings
     result = DistillResult(device=device, lr=learning_rate(student, settings))
     optimizer = torch.optim.AdamW(weights, lr=result.lr, weight_decay=0.0)
     start = time.perf_counter()
-    total = settings.steps or settings.epochs * batches_in(data)
+    total = total or total_steps(settings.steps, settings.epochs, data)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))  # settles, not jitters
 
     def step(feeds, labels) -> float:

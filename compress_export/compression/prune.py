@@ -6,9 +6,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from ..errors import UsageError
 from .base import Compressed, CompressionMethod
-from .stages import stage_row, stage_table, starting_point
+from .stages import finish, stage_row, stage_table, starting_point
 
 
 @dataclass(frozen=True)
@@ -51,25 +50,3 @@ class StructuredPruning(CompressionMethod):
         return [f"{section['pruned_layers']} layers lost {section['ratio']:.0%} of their channels "
                 f"({section['importance']} importance): parameters {section['parameters_before']:,} -> "
                 f"{section['parameters_after']:,}.", "", *stage_table(section["stages"], report)]
-
-
-def finish(job, tuned, section: dict, file_name: str) -> Compressed:
-    """The step's FP32 ONNX and, where a target reads ONNX ranges, their calibration on the new graph."""
-    from ..calibrate import calibrate_onnx
-    from ..stages.reference import export_fp32
-
-    fp32 = job.work / file_name
-    export_fp32(tuned, fp32, next(job.calib.batches()))
-    table = calibrate_onnx(fp32, job.calib, job.calibration_recipe, progress=False) if job.ranges is not None \
-        else None
-    return Compressed(model=tuned, section=section, applies_to=lambda target: True, fp32_onnx=fp32, ranges=table,
-                      ranges_space="onnx" if table is not None else None, applies_to_all=True)
-
-
-MODEL_CHANGING = ("prune", "student")
-
-
-def refuse_without_prune(job) -> None:
-    if not any(method.name in MODEL_CHANGING for method, _ in job.compressed):
-        raise UsageError("--distill trains a pruned or smaller model on the original's outputs: use it with "
-                         "--prune RATIO or --student every:K|file.py:factory")

@@ -4,12 +4,12 @@ post-training quantization of the original model beside it."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..errors import UsageError
 from .base import Compressed, CompressionMethod, current_model
 from .qat_settings import QatSettings, plot_losses
+from .training import step_bar, total_steps
 
 
 class QuantizationAwareTraining(CompressionMethod):
@@ -106,19 +106,5 @@ def _loss_plot(losses: list[float]) -> dict:
     return {"qat_loss.png": lambda path: plot_losses(kept, path)}
 
 
-class _progress:
-    """A tqdm bar over the fine-tuning steps; yields the per-step callback."""
-
-    def __init__(self, job, settings: QatSettings):
-        self.total = settings.steps or settings.epochs * sum(1 for _ in job.train.batches())
-        self.enabled = job.config.progress
-
-    def __enter__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, unit="step", desc="QAT", disable=not self.enabled, file=sys.stderr,
-                        leave=False)
-        return lambda loss: (self.bar.update(1), self.bar.set_postfix(loss=f"{loss:.4g}"))
-
-    def __exit__(self, *exc_info) -> None:
-        self.bar.close()
+def _progress(job, settings: QatSettings):
+    return step_bar(total_steps(settings.steps, settings.epochs, job.train), "QAT", job.config.progress)

@@ -23,7 +23,7 @@ from ..onnx_io import session as onnx_session
 from ..ranges import RangeTable
 from .losses import distillation_loss
 from .qat_settings import QatResult, QatSettings
-from .training import batches_in, optimizer_step, run_steps
+from .training import optimizer_step, run_steps, total_steps
 
 ACT_MIN, ACT_MAX = 0, 255  # UINT8 asymmetric activations, as onnx-int8 exports them
 MATCH_TOLERANCE = 1e-4
@@ -163,7 +163,7 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
                                    {"params": list(quantizer.scales), "lr": settings.lr * 10, "weight_decay": 0.0}])
     result = QatResult(ranges={}, tensors=sorted(quantizer.params))
     start = time.perf_counter()
-    total_steps = settings.steps or settings.epochs * batches_in(data)
+    total = total_steps(settings.steps, settings.epochs, data)
 
     def step(feeds, labels) -> float:
         with torch.no_grad():
@@ -172,7 +172,7 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
         return optimizer_step(optimizer, loss)
 
     try:
-        result.losses = run_steps(data, total_steps, step, on_step)
+        result.losses = run_steps(data, total, step, on_step)
         result.steps = len(result.losses)
     finally:
         quantizer.remove()

@@ -1,11 +1,13 @@
-"""The before/after record of the model-changing steps (prune, distill): per stage its parameters, MACs per
-sample and held-out cosine against the original, and the table the report shows with the artifact last."""
+"""What the model-changing steps (prune, student, distill) share: where a step starts, how its new model becomes
+the one every target is built from, and the before/after record: per stage its parameters, MACs per sample and
+held-out cosine against the original, and the table the report shows with the artifact last."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import UsageError
+from .base import Compressed, current_model
 
 
 def torch_module_of(model, flag: str):
@@ -17,8 +19,6 @@ def torch_module_of(model, flag: str):
 
 def starting_point(job, flag: str):
     """(model, its FP32 ONNX, its nn.Module) a model-changing step starts from (after earlier such steps)."""
-    from .base import current_model
-
     model, fp32, _ = current_model(job)
     return model, fp32, torch_module_of(model, flag)
 
@@ -56,3 +56,25 @@ def stage_table(stages: list[dict], report) -> list[str]:
     if cosines:
         lines.append(f"| this artifact ({report.target}) | | | {min(cosines):.4f} |")
     return lines
+
+
+def finish(job, tuned, section: dict, file_name: str) -> Compressed:
+    """The step's FP32 ONNX and, where a target reads ONNX ranges, their calibration on the new graph."""
+    from ..calibrate import calibrate_onnx
+    from ..stages.reference import export_fp32
+
+    fp32 = job.work / file_name
+    export_fp32(tuned, fp32, next(job.calib.batches()))
+    table = calibrate_onnx(fp32, job.calib, job.calibration_recipe, progress=False) if job.ranges is not None \
+        else None
+    return Compressed(model=tuned, section=section, applies_to=lambda target: True, fp32_onnx=fp32, ranges=table,
+                      ranges_space="onnx" if table is not None else None, applies_to_all=True)
+
+
+MODEL_CHANGING = ("prune", "student")
+
+
+def refuse_without_prune(job) -> None:
+    if not any(method.name in MODEL_CHANGING for method, _ in job.compressed):
+        raise UsageError("--distill trains a pruned or smaller model on the original's outputs: use it with "
+                         "--prune RATIO or --student every:K|file.py:factory")

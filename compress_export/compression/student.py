@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from .base import Compressed, CompressionMethod
-from .stages import stage_row, stage_table, starting_point, torch_module_of
+from .stages import finish, stage_row, stage_table, starting_point, torch_module_of
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,6 @@ class SmallerStudent(CompressionMethod):
 
     def apply(self, job, settings: StudentSettings) -> Compressed:
         from ..sources.torch_source import TorchModel
-        from .prune import finish
-
         model, fp32, teacher = starting_point(job, "--student")
         match = re.fullmatch(r"every:(\d+)", settings.spec)
         if match:

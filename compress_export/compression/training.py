@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from ..data import CalibrationData
 
 
-def batches_in(data: CalibrationData) -> int:
-    return sum(1 for _ in data.batches())
+def total_steps(steps: int | None, epochs: int, data: CalibrationData) -> int:
+    """`steps` when given, else `epochs` passes over the data's batches."""
+    return steps or epochs * sum(1 for _ in data.batches())
 
 
 def run_steps(data: CalibrationData, total: int, step: Callable, on_step: Callable[[float], None] | None = None
@@ -36,3 +39,12 @@ def optimizer_step(optimizer, loss, schedule=None) -> float:
     if schedule is not None:
         schedule.step()
     return float(loss.detach())
+
+
+@contextmanager
+def step_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar over the training steps; yields the per-step callback (it shows the loss)."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="step", desc=desc, disable=not enabled, file=sys.stderr, leave=False) as bar:
+        yield lambda loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}"))

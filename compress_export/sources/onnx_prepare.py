@@ -13,6 +13,7 @@ from pathlib import Path
 
 import onnx
 
+from ..graph import default_opset
 from ..onnx_io import needs_external_data, save
 
 MIN_QDQ_OPSET = 13  # DequantizeLinear's axis (per-channel weights) and today's Squeeze/Unsqueeze forms
@@ -52,7 +53,7 @@ def _silent_logging():
 
 
 def _with_qdq_opset(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), MIN_QDQ_OPSET)
+    version = default_opset(model, MIN_QDQ_OPSET)
     if version >= MIN_QDQ_OPSET:
         return model, None
     try:

@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from compress_export.exporters.tensorrt.fp16 import FP16_OPSET, to_mixed_fp16
+from compress_export.exporters.tensorrt.fp16 import to_mixed_fp16
+from compress_export.exporters.tensorrt.lint import FP16_QDQ_OPSET
 from compress_export.onnx_io import session
 
 
@@ -40,7 +41,7 @@ def test_layers_beyond_fp16_headroom_stay_fp32_and_keep_outputs_finite():
     assert blind.kept_fp32 == () and _type_read(blind.model, "narrow") == TensorProto.FLOAT16  # overflows in TensorRT
     guarded = to_mixed_fp16(model, model, {"x": x})
     assert guarded.kept_fp32 == ("widen", "narrow")
-    assert next(o.version for o in guarded.model.opset_import if o.domain == "") == FP16_OPSET
+    assert next(o.version for o in guarded.model.opset_import if o.domain == "") == FP16_QDQ_OPSET
     assert _type_read(guarded.model, "narrow") == TensorProto.FLOAT
     result = _run(guarded.model, x)
     assert np.all(np.isfinite(result)) and np.allclose(result, exact, rtol=2e-2, atol=2e-2 * np.abs(exact).max())

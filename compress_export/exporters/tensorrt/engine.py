@@ -78,12 +78,12 @@ def network_flags(trt, flags: EngineFlags) -> tuple[int, bool]:
     if major_version(trt) >= 11:
         if flags.weakly_typed:
             raise UsageError(f"TensorRT {trt.__version__} builds only strongly typed networks (weak typing was removed "
-                             "in 11): drop --weakly-typed; the ONNX carries each layer's precision")
+                             "in 11): drop --trt-weakly-typed; the ONNX carries each layer's precision")
         return 0, True
     if not flags.weakly_typed and hasattr(creation, "STRONGLY_TYPED"):
         return 1 << int(creation.STRONGLY_TYPED), True
     if not flags.weakly_typed:
-        raise UsageError(f"TensorRT {trt.__version__} cannot build strongly typed networks; pass --weakly-typed")
+        raise UsageError(f"TensorRT {trt.__version__} cannot build strongly typed networks; pass --trt-weakly-typed")
     return (1 << int(creation.EXPLICIT_BATCH) if hasattr(creation, "EXPLICIT_BATCH") else 0), False
 
 

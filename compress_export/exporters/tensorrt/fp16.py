@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 
 from ...errors import ExportError
-from ...graph import names_read, sort_topologically, with_inferred_shapes
+from ...graph import default_opset, names_read, sort_topologically, with_inferred_shapes
 from ...onnx_io import session_with_outputs
+from .lint import FP16_QDQ_OPSET
 
-FP16_OPSET = 19
 FP16_MAX = 65504.0
 # A layer stays FP32 when its output reached 1/16 of FP16's largest value on the calibration data: later
 # inputs may be larger than the calibration set's, and a square or a sum over a row grows fast.
@@ -25,10 +25,6 @@ HEADROOM = FP16_MAX / 16
 class MixedPrecision:
     model: onnx.ModelProto
     kept_fp32: tuple[str, ...]  # nodes whose outputs left too little FP16 headroom
-
-
-def onnx_opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def float_peaks(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, float]:
@@ -61,12 +57,12 @@ def to_mixed_fp16(qdq: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, 
     are shared by the FP32 graph and its QDQ rewrite, so the risks found on the first apply to the second."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    if onnx_opset(qdq) < FP16_OPSET:
+    if default_opset(qdq) < FP16_QDQ_OPSET:
         try:
-            qdq = onnx.version_converter.convert_version(qdq, FP16_OPSET)
+            qdq = onnx.version_converter.convert_version(qdq, FP16_QDQ_OPSET)
         except Exception as exc:
-            raise ExportError(f"FP16 Q/DQ needs opset {FP16_OPSET} and onnx could not convert the model from opset "
-                              f"{onnx_opset(qdq)} ({str(exc).splitlines()[0][:160]}); "
+            raise ExportError(f"FP16 Q/DQ needs opset {FP16_QDQ_OPSET} and onnx could not convert the model from opset "
+                              f"{default_opset(qdq)} ({str(exc).splitlines()[0][:160]}); "
                               "keep the float layers FP32 with --trt-float fp32") from None
     kept = overflow_risks(fp32, feeds)
     try:

@@ -8,8 +8,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ...graph import default_opset, with_inferred_shapes
+
 MIN_OPSET = 13
-FP16_QDQ_OPSET = 19
+FP16_QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear take FP16 from here
 WEIGHT_CONSUMERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 # The model's metadata key naming the layers deliberately left FP32 in an FP16 graph (overflow headroom).
 FP32_LAYERS_KEY = "compress_export.fp32_layers"
@@ -67,7 +69,7 @@ def lint_for_tensorrt(model: onnx.ModelProto, float_precision: str | None = None
     takes each layer's precision from the ONNX), except those the model's metadata names as kept FP32."""
     graph = _Graph(model)
     found: list[Violation] = []
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = default_opset(model)
     if opset < MIN_OPSET:
         found.append(Violation("opset", "<model>", f"opset {opset} < {MIN_OPSET}: per-channel Q/DQ needs opset 13"))
     for node in model.graph.node:
@@ -90,8 +92,6 @@ def _check_scale_type(graph: _Graph, node: onnx.NodeProto, opset: int) -> list[V
 
 
 def _check_fp16_layers(model: onnx.ModelProto) -> list[Violation]:
-    from ...graph import with_inferred_shapes
-
     inferred = with_inferred_shapes(model)
     types = {value.name: value.type.tensor_type.elem_type
              for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}

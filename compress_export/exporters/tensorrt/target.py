@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 
 from ...errors import ExportError, MissingDependencyError, UsageError
-from ...graph import COMPUTE_OPS, nodes_touching, select_nodes
+from ...graph import COMPUTE_OPS, input_casts, nodes_touching, select_nodes
 from ...onnx_io import save
 from ...qdq_rewrites import quantized_activations
 from ...ranges import RangeTable
@@ -63,22 +63,22 @@ def symmetric_ranges(model: onnx.ModelProto, ranges: RangeTable) -> dict[str, fl
 
 def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
     """The scale of every activation QuantizeLinear, by the name of the tensor it quantizes (through the Cast
-    an FP16 graph puts between a graph input and its QuantizeLinear)."""
+    an FP16 graph puts before it)."""
     initializers = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    casts = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "Cast"}
+    casts = input_casts(model)
     return {casts.get(node.input[0], node.input[0]): float(np.asarray(initializers[node.input[1]]).ravel()[0])
             for node in model.graph.node
             if node.op_type == "QuantizeLinear" and node.input[0] not in initializers}
 
 
-def _write_float_precision(ctx: ExportContext, path) -> list[str]:
+def _write_float_precision(ctx: ExportContext, quantized: onnx.ModelProto, path) -> list[str]:
     """The unquantized layers in FP16 (the default), recorded in the model's metadata for the linter."""
     if ctx.options.float_precision != "fp16":
         return ["float layers FP32 (--trt-float fp32): under TensorRT 11 they run in FP32"]
     from .fp16 import to_mixed_fp16
 
     feeds = next(iter(ctx.calibration.batches()), None) if ctx.calibration is not None else None
-    mixed = to_mixed_fp16(onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx)), feeds)
+    mixed = to_mixed_fp16(quantized, onnx.load(str(ctx.fp32_onnx)), feeds)
     onnx.helper.set_model_props(mixed.model, {FP32_LAYERS_KEY: ",".join(mixed.kept_fp32)})
     save(mixed.model, path)
     kept = f"; {len(mixed.kept_fp32)} kept FP32 (outputs beyond FP16 headroom on the calibration data: " \
@@ -104,8 +104,9 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
         per_channel=ctx.recipe.per_channel, symmetric_activations=True,
         extra_options={"QuantizeBias": False, "OpTypesToExcludeOutputQuantization": op_types},
     )
-    activations = sorted(quantized_activations(onnx.load(str(output))))
-    precision_notes = _write_float_precision(ctx, output)
+    quantized = onnx.load(str(output))
+    activations = sorted(quantized_activations(quantized))
+    precision_notes = _write_float_precision(ctx, quantized, output)
     violations = lint_for_tensorrt(onnx.load(str(output)), ctx.options.float_precision)
     if violations:
         listed = "; ".join(str(v) for v in violations[:3])
