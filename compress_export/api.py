@@ -126,15 +126,15 @@ def build_engine_for_bundle(folder: Path, max_batch: int = 32, flags=None) -> di
     return build(folder, max_batch, flags or EngineFlags())
 
 
-def lint_model(path: Path, float_precision: str | None = None) -> list:
+def lint_model(path: Path, float_precision: str | None = None, sparsity: str | None = None) -> list:
     """TensorRT rule violations of a QDQ ONNX model (empty when it passes); `float_precision="fp16"` also
-    flags compute layers left FP32."""
+    flags compute layers left FP32, `sparsity="2:4"` weights off the 2:4 pattern."""
     from .exporters.tensorrt.lint import lint_for_tensorrt
     from .sources.onnx_source import read_onnx
 
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
-    return lint_for_tensorrt(read_onnx(Path(path)), float_precision)
+    return lint_for_tensorrt(read_onnx(Path(path)), float_precision, sparsity)
 
 
 def _reference_batches(inputs: dict, labels, outputs: dict, batch: int) -> ValidationSet:

@@ -327,18 +327,20 @@ def demo_command(**o) -> int:
               help="The rules to check against.")
 @click.option("--float", "float_precision", type=click.Choice(("fp16", "any")), default="any", show_default=True,
               help="fp16: also flag compute layers left FP32 (bar those the model's metadata names as kept).")
+@click.option("--sparsity", type=click.Choice(("2:4", "any")), default="any", show_default=True,
+              help="2:4: check the 2:4 weight pattern (checked anyway where the model's metadata says 2:4).")
 @click.option("--json", "as_json", is_flag=True, help="Print the violations as JSON on stdout.")
-def lint_command(model, backend, float_precision, as_json) -> int:
+def lint_command(model, backend, float_precision, sparsity, as_json) -> int:
     """Check that a QDQ ONNX model follows TensorRT's explicit-quantization rules; exit 1 on any violation.
 
     \b
     Rules: INT8 Q/DQ only; zero points 0; weights in [-127, 127] with the per-channel axis on the output
     channel; opset >= 13 (19 for FP16 scales); positive finite scales; biases in float; no Q/DQ on graph
-    outputs; one scale across Concat inputs.
+    outputs; one scale across Concat inputs; 2:4 weights where asked or recorded.
     """
     from .api import lint_model
 
-    violations = lint_model(Path(model), float_precision)
+    violations = lint_model(Path(model), float_precision, sparsity)
     if as_json:
         click.echo(json.dumps({"model": model, "for": backend, "passed": not violations,
                                "violations": [v.to_dict() for v in violations]}, indent=2))

@@ -33,6 +33,20 @@ def save(model: onnx.ModelProto, path: Path) -> None:
         onnx.save_model(model, str(path))
 
 
+def set_metadata(target, props: dict[str, str]) -> None:
+    """Add or replace metadata properties, keeping the others; `target` is a ModelProto or an ONNX file (rewritten
+    in place, its external data untouched)."""
+    model = target if isinstance(target, onnx.ModelProto) else onnx.load(str(target), load_external_data=False)
+    kept = {prop.key: prop.value for prop in model.metadata_props if prop.key not in props}
+    onnx.helper.set_model_props(model, {**kept, **props})
+    if not isinstance(target, onnx.ModelProto):
+        onnx.save_model(model, str(target))
+
+
+def metadata(model: onnx.ModelProto, key: str) -> str | None:
+    return next((prop.value for prop in model.metadata_props if prop.key == key), None)
+
+
 def needs_external_data(path: Path) -> bool:
     """Whether rewriting the model at `path` must use external data (onnxruntime's quantizers ask)."""
     return size_on_disk(path) > EXTERNAL_DATA_BYTES

@@ -9,6 +9,7 @@ import math
 import click
 
 from .compression.prune_torch import IMPORTANCES
+from .compression.sparsity_torch import PATTERNS as SPARSITY_PATTERNS
 
 CALIBRATORS = ("entropy", "minmax", "percentile", "mse")
 
@@ -271,18 +272,28 @@ prune_options = _stack(
     click.option("--distill", is_flag=True,
                  help="With --prune or --student: train that model on the original's outputs (label-free; a "
                       "'label' key in --train-data adds the task loss)."),
+    click.option("--sparsity", type=click.Choice(SPARSITY_PATTERNS),
+                 help="Mask the weights of every Linear/convolution whose input width is a multiple of 4 to the 2:4 "
+                      "pattern and fine-tune by distillation from the original (--distill-* settings); trt-int8 "
+                      "lints the pattern and builds with sparse weights (faster on sparse tensor cores only)."),
     click.option("--distill-epochs", type=click.IntRange(min=1), default=30, show_default=True,
-                 help="--distill: passes over the training data."),
-    click.option("--distill-steps", type=click.IntRange(min=1), help="--distill: stop after this many steps instead."),
+                 help="--distill and --sparsity fine-tuning: passes over the training data."),
+    click.option("--distill-steps", type=click.IntRange(min=1),
+                 help="--distill and --sparsity fine-tuning: stop after this many steps instead."),
     click.option("--distill-lr", type=FiniteFloat(min=0, min_open=True),
-                 help="--distill: learning rate (default: 1e-3 for models under 5M parameters, 1e-4 above)."),
+                 help="--distill and --sparsity fine-tuning: learning rate (default: 1e-3 for models under 5M "
+                      "parameters, 1e-4 above)."),
+    click.option("--distill-hidden", type=FiniteFloat(min=0), default=1.0, show_default=True,
+                 help="--distill: weight of hidden-state matching (each block of the layer stack against the "
+                      "original's block at the same relative depth) beside the outputs; 0 matches outputs only."),
     click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True,
-                 help="Where --distill trains (auto: CUDA when torch sees a GPU)."),
+                 help="Where --distill and --sparsity train (auto: CUDA when torch sees a GPU)."),
 )
 
 
 def build_compression(o: dict, seed: int) -> tuple:
-    """The compression steps in the order they run: prune, student, distill, then QAT on the result."""
+    """The compression steps in the order they run: prune, student, distill, 2:4 sparsity, then QAT on the
+    result."""
     from .compression.distill_torch import DistillSettings
     from .compression.prune import PruneSettings
     from .compression.qat_settings import QatSettings
@@ -290,7 +301,7 @@ def build_compression(o: dict, seed: int) -> tuple:
     steps: list = []
     ratio, importance, student = o.pop("prune"), o.pop("prune_importance"), o.pop("student")
     distill = DistillSettings(epochs=o.pop("distill_epochs"), steps=o.pop("distill_steps"), lr=o.pop("distill_lr"),
-                              alpha=o["alpha"], seed=seed, device=o.pop("device"))
+                              alpha=o["alpha"], seed=seed, device=o.pop("device"), hidden=o.pop("distill_hidden"))
     if ratio is not None:
         steps.append(("prune", PruneSettings(ratio, importance)))
     if student:
@@ -299,6 +310,11 @@ def build_compression(o: dict, seed: int) -> tuple:
         steps.append(("student", StudentSettings(student)))
     if o.pop("distill"):
         steps.append(("distill", distill))
+    pattern = o.pop("sparsity")
+    if pattern:
+        from .compression.sparsity import SparsitySettings
+
+        steps.append(("sparsity", SparsitySettings(pattern, distill)))
     settings = QatSettings(epochs=o.pop("qat_epochs"), steps=o.pop("qat_steps"), lr=o.pop("lr"), alpha=o.pop("alpha"),
                            seed=seed)
     if o.pop("qat"):

@@ -10,6 +10,7 @@ METHODS: dict[str, str] = {
     "prune": "compress_export.compression.prune:StructuredPruning",
     "student": "compress_export.compression.student:SmallerStudent",
     "distill": "compress_export.compression.distill:Distillation",
+    "sparsity": "compress_export.compression.sparsity:TwoFourSparsity",
     "qat": "compress_export.compression.qat:QuantizationAwareTraining",
 }
 

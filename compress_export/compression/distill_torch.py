@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data import CalibrationData
+from .hidden_states import HiddenStates
 from .losses import distillation_loss
 from .training import optimizer_step, run_steps, total_steps
 
@@ -24,6 +25,7 @@ class DistillSettings:
     alpha: float = 0.5
     seed: int = 0
     device: str = "auto"  # auto: CUDA when torch sees a GPU
+    hidden: float = 1.0  # weight of hidden-state matching (the layer stacks' block outputs) beside the outputs
 
 
 SMALL_MODEL = 5_000_000
@@ -43,6 +45,7 @@ class DistillResult:
     seconds: float = 0.0
     device: str = "cpu"
     lr: float = 0.0
+    hidden_pairs: int = 0  # block outputs matched beside the final outputs
 
 
 def resolve_device(device: str) -> str:
@@ -58,10 +61,12 @@ def resolve_device(device: str) -> str:
 
 
 def distill(student, teacher, forward: Callable, data: CalibrationData, settings: DistillSettings,
-            on_step: Callable[[float], None] | None = None, total: int | None = None) -> tuple[object, DistillResult]:
+            on_step: Callable[[float], None] | None = None, total: int | None = None,
+            constrain: Callable[[object], None] | None = None) -> tuple[object, DistillResult]:
     """Train a copy of `student` to match `teacher`; both stay untouched. `forward(module, feeds)` returns the
     outputs by name on the device the modules are on. The trained copy comes back on the CPU, in eval mode.
-    `total`: the step count when the caller already has it (else from the settings and the data)."""
+    `total`: the step count when the caller already has it (else from the settings and the data).
+    `constrain(module)`: called after every step (to keep a sparsity mask, say)."""
     import torch
 
     torch.manual_seed(settings.seed)
@@ -79,14 +84,26 @@ def distill(student, teacher, forward: Callable, data: CalibrationData, settings
     total = total or total_steps(settings.steps, settings.epochs, data)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))  # settles, not jitters
 
+    hidden = HiddenStates(student, teacher) if settings.hidden > 0 else None
+
     def step(feeds, labels) -> float:
         with torch.no_grad():
             expected = forward(teacher, feeds)
         labels = None if labels is None else torch.as_tensor(labels).to(device)
         loss = distillation_loss(forward(student, feeds), expected, labels, settings.temperature, settings.alpha)
-        return optimizer_step(optimizer, loss, schedule)
+        if hidden is not None:
+            loss = loss + settings.hidden * hidden.loss()
+        value = optimizer_step(optimizer, loss, schedule)
+        if constrain is not None:
+            constrain(student)
+        return value
 
-    result.losses = run_steps(data, total, step, on_step)
+    try:
+        result.losses = run_steps(data, total, step, on_step)
+    finally:
+        if hidden is not None:
+            hidden.close()
+    result.hidden_pairs = len(hidden.pairs) if hidden is not None else 0
     result.steps = len(result.losses)
     student = student.cpu().eval()
     for parameter in student.parameters():

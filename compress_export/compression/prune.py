@@ -7,7 +7,7 @@ import copy
 from dataclasses import dataclass
 
 from .base import Compressed, CompressionMethod
-from .stages import finish, stage_row, stage_table, starting_point
+from .stages import finish, stage_row, stage_table, stages_before, starting_point
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class StructuredPruning(CompressionMethod):
         from ..sources.torch_source import TorchModel
         from .prune_torch import prune
 
-        model, fp32, module = starting_point(job, "--prune")
+        model, _, module = starting_point(job, "--prune")
         sample = next(job.calib.batches())
         example = {spec.name: torch.from_numpy(sample[spec.name]) for spec in model.inputs}
 
@@ -42,8 +42,7 @@ class StructuredPruning(CompressionMethod):
         counts = prune(pruned, example, call, settings.ratio, settings.importance, output_energy)
         tuned = TorchModel(pruned, model.description, model.sha256, model.inputs)
         done = finish(job, tuned, {"settings": settings.__dict__, **counts}, "model.pruned.onnx")
-        done.section["stages"] = [stage_row(job, "original", model, fp32),
-                                  stage_row(job, "pruned", tuned, done.fp32_onnx)]
+        done.section["stages"] = [*stages_before(job), stage_row(job, "pruned", tuned, done.fp32_onnx)]
         return done
 
     def markdown(self, section: dict, report) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from .base import Compressed, CompressionMethod
-from .stages import finish, stage_row, stage_table, starting_point, torch_module_of
+from .stages import finish, stage_row, stage_table, stages_before, starting_point, torch_module_of
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class SmallerStudent(CompressionMethod):
 
     def apply(self, job, settings: StudentSettings) -> Compressed:
         from ..sources.torch_source import TorchModel
-        model, fp32, teacher = starting_point(job, "--student")
+        model, _, teacher = starting_point(job, "--student")
         match = re.fullmatch(r"every:(\d+)", settings.spec)
         if match:
             student = copy.deepcopy(teacher).eval()
@@ -79,8 +79,7 @@ class SmallerStudent(CompressionMethod):
         parameters = sum(p.numel() for p in student.parameters())
         section = {"settings": settings.__dict__, **detail, "parameters": parameters}
         done = finish(job, tuned, section, "model.student.onnx")
-        done.section["stages"] = [stage_row(job, "original", model, fp32),
-                                  stage_row(job, "student", tuned, done.fp32_onnx)]
+        done.section["stages"] = [*stages_before(job), stage_row(job, "student", tuned, done.fp32_onnx)]
         return done
 
     def markdown(self, section: dict, report) -> list[str]:

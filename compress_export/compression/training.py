@@ -41,6 +41,18 @@ def optimizer_step(optimizer, loss, schedule=None) -> float:
     return float(loss.detach())
 
 
+def training_record(result) -> dict:
+    """What the report keeps of a distillation run (a DistillResult)."""
+    return {"steps": result.steps, "seconds": result.seconds, "device": result.device, "lr": result.lr,
+            "hidden_pairs": result.hidden_pairs, "loss_first": result.losses[0] if result.losses else None,
+            "loss_last": result.losses[-1] if result.losses else None}
+
+
+def training_line(section: dict, plot: str) -> str:
+    return (f"{section['steps']} steps in {section['seconds']:.0f} s on {section['device']} (lr {section['lr']:g}); "
+            f"loss {section['loss_first']:.4g} -> {section['loss_last']:.4g} (`{plot}`)")
+
+
 @contextmanager
 def step_bar(total: int, desc: str, enabled: bool):
     """A tqdm bar over the training steps; yields the per-step callback (it shows the loss)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..compression import get_method
+from ..compression.stages import time_stages
 
 
 def compress(job) -> None:
     for name, settings in job.config.compression:
         method = get_method(name)
         job.compressed.append((method, method.apply(job, settings)))
+    time_stages(job)
 
 
 def source_for(job, target):

@@ -43,7 +43,7 @@ def build_target(job, target, bench) -> Report:
         artifact_path = folder / artifact.path
         report = Report.from_suite(target.name, job.config.gates, artifact_info(artifact, artifact_path), suite,
                                    {**job.context, **artifact.details}, list(artifact.notes))
-        _compression_sections(job, target, report, folder)
+        first_section = len(report.sections)
         if search is not None:
             report.sensitivity = search.to_dict()
             report.sections.append(("Sensitivity", sensitivity_markdown(report.sensitivity)))
@@ -55,6 +55,7 @@ def build_target(job, target, bench) -> Report:
                                       tuple(job.validation.batches), original_onnx=job.fp32), job.task.metrics)
         if bench is not None:
             _benchmark(job, target, report, bench, artifact, artifact_path)
+        _compression_sections(job, target, report, folder, first_section)  # their stage tables show the timing
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
@@ -86,7 +87,10 @@ def analyse(report: Report, probe: ArtifactProbe, names) -> None:
                 report.analysis[metric.name] = result
 
 
-def _compression_sections(job, target, report: Report, folder: Path) -> None:
+def _compression_sections(job, target, report: Report, folder: Path, at: int) -> None:
+    from ..compression.stages import plot_stages
+
+    sections, staged = [], None
     for method, done in job.compressed:
         if not done.applies_to(target):
             note = method.skipped_note(target) if target.quantizes else None
@@ -97,9 +101,14 @@ def _compression_sections(job, target, report: Report, folder: Path) -> None:
         if done.compare_key:
             section[done.compare_key] = _original_side(job, target)
         report.context[method.name] = section
-        report.sections.append((method.title, method.markdown(section, report)))
+        sections.append((method.title, method.markdown(section, report)))
+        if "stages" in section:
+            staged = (section["stages"], sections[-1][1])
         for name, write in done.files.items():
             write(folder / name)
+    if staged and plot_stages(staged[0], report, folder / "stages.png"):
+        staged[1].extend(["", "Held-out cosine vs p50 of every stage and this artifact: `stages.png`."])
+    report.sections[at:at] = sections
 
 
 def _original_side(job, target) -> dict:

@@ -70,3 +70,49 @@ def test_same_seed_same_pruned_and_distilled_bytes(digits_data, tmp_path):
         assert result.exit_code in (0, 1), result.output
         hashes.append(json.loads((tmp_path / run / "onnx-int8" / "manifest.json").read_text())["files"]["model.onnx"])
     assert hashes[0] == hashes[1]
+
+
+def test_every_stage_is_timed_beside_the_original_and_plotted(digits_data, tmp_path):
+    calib, val = digits_data
+    out = tmp_path / "out"
+    result = invoke("export", DIGITS_FACTORY, "--to", "onnx", "--prune", "0.5", "--distill", "--distill-steps", "3",
+                    "--min-cosine", "0", "--max-accuracy-drop", "100", "--calib-data", calib, "--val-data", val,
+                    "--out", out, "--bench-batch", "1,8", "--bench-runs", "3", "--bench-seconds", "0", "-q")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "onnx" / "report.json").read_text())
+    stages = report["distill"]["stages"]
+    assert [row["stage"] for row in stages] == ["original", "pruned", "distilled"]
+    for row in stages:
+        assert set(row["p50_ms"]) == {"1", "8"} and all(value > 0 for value in row["p50_ms"].values())
+        assert "_onnx" not in row and row["size_bytes"] > 0
+    assert stages[1]["size_bytes"] < stages[0]["size_bytes"]
+    assert (out / "onnx" / "stages.png").is_file()
+    markdown = (out / "onnx" / "report.md").read_text()
+    assert "p50 @ batch 8 (ms)" in markdown and markdown.index("## Pruning") < markdown.index("## Distillation")
+
+
+def test_2_4_sparsity_reaches_the_tensorrt_model_and_its_linter(digits_data, tmp_path):
+    import onnx
+
+    from compress_export.api import lint_model
+    from compress_export.exporters.tensorrt.lint import groups_breaking_2_4
+
+    calib, val = digits_data
+    out = tmp_path / "out"
+    result = invoke("export", DIGITS_FACTORY, "--to", "trt-int8", "--prune", "0.5", "--sparsity", "2:4",
+                    "--distill-steps", "20", "--min-cosine", "0", "--max-accuracy-drop", "100", "--calib-data", calib,
+                    "--val-data", val, "--out", out, "--no-bench", "-q")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "trt-int8" / "report.json").read_text())
+    assert [row["stage"] for row in report["sparsity"]["stages"]] == ["original", "pruned", "2:4 masked",
+                                                                      "2:4 fine-tuned"]
+    assert report["sparsity"]["layers"] >= 2 and report["sparsity"]["steps"] == 20
+    model = onnx.load(str(out / "trt-int8" / "model.onnx"))
+    assert {p.key: p.value for p in model.metadata_props}["compress_export.sparsity"] == "2:4"
+    assert lint_model(out / "trt-int8" / "model.onnx") == []
+    weights = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    int8 = [w for w in weights.values() if w.dtype == "int8" and w.ndim == 4 and w.shape[1] % 4 == 0]
+    assert int8 and all(groups_breaking_2_4(w, 1) == 0 for w in int8)  # the pattern survives quantization
+    refused = invoke("export", DIGITS_FACTORY, "--to", "onnx-int8", "--sparsity", "2:4", "--qat", "--calib-data",
+                     calib, "--out", tmp_path / "q", "--no-bench", "-q")
+    assert refused.exit_code == 2 and "--qat" in refused.output

@@ -49,3 +49,36 @@ def test_a_factory_student_starts_from_matching_teacher_tensors():
     narrow = Stacked(depth=2, width=6)
     assert initialise_from(narrow, teacher) == 2  # narrower: only the two heads' biases share a shape
     assert torch.equal(narrow.heads[1].bias, teacher.heads[1].bias)
+
+
+def test_hidden_states_pair_blocks_at_the_same_relative_depth_and_pull_them_together():
+    import torch
+
+    from compress_export.compression.hidden_states import HiddenStates, block_pairs
+
+    class Stack(torch.nn.Module):
+        def __init__(self, depth):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(depth))
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = torch.tanh(layer(x))
+            return x
+
+    torch.manual_seed(0)
+    teacher, student = Stack(6), Stack(3)
+    pairs = block_pairs(student, teacher)
+    assert [list(teacher.layers).index(t) for _, t in pairs] == [1, 3, 5]
+    assert block_pairs(teacher, student) == []  # a deeper student has no partner for every block
+    hidden = HiddenStates(student, teacher)
+    x = torch.randn(8, 4)
+    teacher(x), student(x)
+    first = hidden.loss()
+    assert first > 0
+    hidden.close()
+    same = HiddenStates(teacher, teacher)
+    teacher(x)
+    assert float(same.loss()) == 0.0
+    same.close()
+    assert not teacher.layers[0]._forward_hooks  # closing removes the hooks

@@ -12,7 +12,8 @@ from compress_export.exporters.tensorrt.options import EngineFlags
 
 def fake_tensorrt(version: str, weak_flags: bool, strongly_typed_flag: bool = True):
     creation = SimpleNamespace(EXPLICIT_BATCH=0, **({"STRONGLY_TYPED": 5} if strongly_typed_flag else {}))
-    builder_flags = dict(VERSION_COMPATIBLE="VERSION_COMPATIBLE", EXCLUDE_LEAN_RUNTIME="EXCLUDE_LEAN_RUNTIME")
+    builder_flags = dict(VERSION_COMPATIBLE="VERSION_COMPATIBLE", EXCLUDE_LEAN_RUNTIME="EXCLUDE_LEAN_RUNTIME",
+                         SPARSE_WEIGHTS="SPARSE_WEIGHTS")
     if weak_flags:
         builder_flags.update(FP16="FP16", INT8="INT8")
     levels = SimpleNamespace(NONE="NONE", AMPERE_PLUS="AMPERE_PLUS", SAME_COMPUTE_CAPABILITY="SAME_CC")
@@ -56,7 +57,28 @@ def test_compatibility_flags_reach_the_builder_config():
     recorded = configure(trt, config, EngineFlags(version_compatible=True, hardware_compat="ampere-plus"), True)
     assert config.flags == ["VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"]
     assert config.hardware_compatibility_level == "AMPERE_PLUS"
-    assert recorded == {"strongly_typed": True, "version_compatible": True, "hardware_compat": "ampere-plus"}
+    assert recorded == {"strongly_typed": True, "version_compatible": True, "hardware_compat": "ampere-plus",
+                        "sparse_weights": False}
     del trt.HardwareCompatibilityLevel
     with pytest.raises(UsageError, match="hardware compatibility"):
         configure(trt, FakeConfig(), EngineFlags(hardware_compat="same-cc"), True)
+
+
+def test_a_model_marked_2_4_is_built_with_sparse_weights(tmp_path):
+    import onnx
+
+    from compress_export.exporters.tensorrt.engine import with_model_flags
+    from compress_export.exporters.tensorrt.lint import SPARSITY_KEY
+    from compress_export.onnx_io import set_metadata
+
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
+                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    path = tmp_path / "m.onnx"
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    assert with_model_flags(EngineFlags(), path).sparse_weights is False
+    set_metadata(path, {SPARSITY_KEY: "2:4"})
+    flags = with_model_flags(EngineFlags(), path)
+    config = FakeConfig()
+    recorded = configure(fake_tensorrt("11.0.0", weak_flags=False), config, flags, True)
+    assert config.flags == ["SPARSE_WEIGHTS"] and recorded["sparse_weights"] is True

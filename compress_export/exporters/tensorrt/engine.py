@@ -101,8 +101,23 @@ def configure(trt, config, flags: EngineFlags, strongly_typed: bool) -> dict:
         if level is None:
             raise UsageError(f"TensorRT {trt.__version__} has no hardware compatibility level {flags.hardware_compat}")
         config.hardware_compatibility_level = level
+    if flags.sparse_weights:
+        config.set_flag(trt.BuilderFlag.SPARSE_WEIGHTS)
     return {"strongly_typed": strongly_typed, "version_compatible": flags.version_compatible,
-            "hardware_compat": flags.hardware_compat}
+            "hardware_compat": flags.hardware_compat, "sparse_weights": flags.sparse_weights}
+
+
+def with_model_flags(flags: EngineFlags, onnx_path: Path) -> EngineFlags:
+    """The flags the model itself asks for: sparse weights where its metadata says its weights are 2:4."""
+    import dataclasses
+
+    import onnx
+
+    from ...onnx_io import metadata
+    from .lint import SPARSITY_KEY
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return dataclasses.replace(flags, sparse_weights=flags.sparse_weights or metadata(model, SPARSITY_KEY) == "2:4")
 
 
 def build_engine(onnx_path: Path, engine_path: Path, timing_cache_path: Path, settings: EngineBuildSettings) -> dict:
@@ -117,7 +132,7 @@ def build_engine(onnx_path: Path, engine_path: Path, timing_cache_path: Path, se
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
-    recorded = configure(trt, config, settings.flags, strongly_typed)
+    recorded = configure(trt, config, with_model_flags(settings.flags, onnx_path), strongly_typed)
     profile = builder.create_optimization_profile()
     for spec in settings.inputs:
         profile.set_shape(spec.name, *_profile_shapes(spec, settings))

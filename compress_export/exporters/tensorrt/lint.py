@@ -9,12 +9,15 @@ import onnx
 from onnx import numpy_helper
 
 from ...graph import default_opset, with_inferred_shapes
+from ...onnx_io import metadata
 
 MIN_OPSET = 13
 FP16_QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear take FP16 from here
 WEIGHT_CONSUMERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 # The model's metadata key naming the layers deliberately left FP32 in an FP16 graph (overflow headroom).
 FP32_LAYERS_KEY = "compress_export.fp32_layers"
+# The model's metadata key saying its weights were masked to a structured-sparsity pattern ("2:4").
+SPARSITY_KEY = "compress_export.sparsity"
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,11 @@ def _output_channel_axis(consumer: onnx.NodeProto, weight_rank: int) -> int:
     return 0
 
 
-def lint_for_tensorrt(model: onnx.ModelProto, float_precision: str | None = None) -> list[Violation]:
+def lint_for_tensorrt(model: onnx.ModelProto, float_precision: str | None = None,
+                      sparsity: str | None = None) -> list[Violation]:
     """`float_precision="fp16"` also checks that every compute layer left unquantized computes in FP16 (TensorRT 11
-    takes each layer's precision from the ONNX), except those the model's metadata names as kept FP32."""
+    takes each layer's precision from the ONNX), except those the model's metadata names as kept FP32.
+    `sparsity="2:4"` (or the model's metadata saying so) checks the 2:4 pattern of every eligible weight."""
     graph = _Graph(model)
     found: list[Violation] = []
     opset = default_opset(model)
@@ -80,6 +85,46 @@ def lint_for_tensorrt(model: onnx.ModelProto, float_precision: str | None = None
             found += _check_concat(graph, node)
     if float_precision == "fp16":
         found += _check_fp16_layers(model)
+    if (sparsity or metadata(model, SPARSITY_KEY)) == "2:4":
+        found += _check_2_4(graph)
+    return found
+
+
+def _reduction_axis(consumer: onnx.NodeProto, weight_rank: int) -> int:
+    """The weight's input-channel axis, along which 2:4 groups run."""
+    if consumer.op_type == "Gemm":
+        return 1 if _attribute(consumer, "transB", 0) else 0
+    if consumer.op_type == "MatMul":
+        return weight_rank - 2
+    return 1  # Conv: [out, in / groups, *kernel]
+
+
+def groups_breaking_2_4(weight: np.ndarray, axis: int) -> int:
+    """How many groups of four consecutive weights along `axis` hold more than two non-zeros."""
+    moved = np.moveaxis(weight, axis, -1)
+    return int(((moved.reshape(-1, 4) != 0).sum(axis=1) > 2).sum())
+
+
+def _check_2_4(graph: _Graph) -> list[Violation]:
+    """Every weight of a Conv (ungrouped), Gemm or MatMul whose input width is a multiple of four, read directly
+    or through its DequantizeLinear, must keep at most two non-zeros in each group of four."""
+    found = []
+    for node in graph.model.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2 or _attribute(node, "group", 1) != 1:
+            continue
+        source = graph.producer.get(node.input[1])
+        name = source.input[0] if source is not None and source.op_type == "DequantizeLinear" else node.input[1]
+        weight = graph.constants.get(name)
+        if weight is None or weight.ndim < 2:
+            continue
+        axis = _reduction_axis(node, weight.ndim)
+        if weight.shape[axis] % 4:
+            continue
+        broken = groups_breaking_2_4(weight, axis)
+        if broken:
+            found.append(Violation("sparsity", node.name or node.output[0],
+                                   f"{broken} of {weight.size // 4} weight groups of four hold more than two "
+                                   "non-zeros (2:4 pattern broken)"))
     return found
 
 
@@ -96,7 +141,7 @@ def _check_fp16_layers(model: onnx.ModelProto) -> list[Violation]:
     types = {value.name: value.type.tensor_type.elem_type
              for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
     types.update({init.name: init.data_type for init in model.graph.initializer})
-    kept = next((prop.value for prop in model.metadata_props if prop.key == FP32_LAYERS_KEY), "")
+    kept = metadata(model, FP32_LAYERS_KEY) or ""
     allowed = set(filter(None, kept.split(",")))
     return [Violation("precision", node.name, f"{node.op_type} computes in FP32; under TensorRT 11 it runs in FP32 "
                       "(the float layers of this graph were meant to be FP16)")

@@ -12,11 +12,13 @@ HARDWARE_LEVELS = {"none": "NONE", "ampere-plus": "AMPERE_PLUS", "same-cc": "SAM
 class EngineFlags:
     """weakly_typed: TensorRT <= 10 only (11 removed weak typing): float layers may run FP16 by builder flag.
     version_compatible: the engine runs on later TensorRT releases of the same major (built without the lean
-    runtime, so the plan carries no host code). hardware_compat: a key of HARDWARE_LEVELS."""
+    runtime, so the plan carries no host code). hardware_compat: a key of HARDWARE_LEVELS. sparse_weights: let
+    TensorRT pick sparse kernels for 2:4 weights (set from the ONNX's metadata by --sparsity 2:4)."""
 
     weakly_typed: bool = False
     version_compatible: bool = False
     hardware_compat: str = "none"
+    sparse_weights: bool = False
 
 
 @dataclass(frozen=True)

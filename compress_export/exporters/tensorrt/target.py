@@ -8,7 +8,7 @@ import onnx
 
 from ...errors import ExportError, MissingDependencyError, UsageError
 from ...graph import COMPUTE_OPS, input_casts, nodes_touching, select_nodes
-from ...onnx_io import save
+from ...onnx_io import save, set_metadata
 from ...qdq_rewrites import quantized_activations
 from ...ranges import RangeTable
 from ...specs import Artifact, QuantRecipe
@@ -79,7 +79,7 @@ def _write_float_precision(ctx: ExportContext, quantized: onnx.ModelProto, path)
 
     feeds = next(iter(ctx.calibration.batches()), None) if ctx.calibration is not None else None
     mixed = to_mixed_fp16(quantized, onnx.load(str(ctx.fp32_onnx)), feeds)
-    onnx.helper.set_model_props(mixed.model, {FP32_LAYERS_KEY: ",".join(mixed.kept_fp32)})
+    set_metadata(mixed.model, {FP32_LAYERS_KEY: ",".join(mixed.kept_fp32)})
     save(mixed.model, path)
     kept = f"; {len(mixed.kept_fp32)} kept FP32 (outputs beyond FP16 headroom on the calibration data: " \
            f"{', '.join(mixed.kept_fp32[:5])}{', ...' if len(mixed.kept_fp32) > 5 else ''})" if mixed.kept_fp32 else ""
