@@ -66,6 +66,15 @@ def validate_bundle(folder: Path, *, bench: BenchSettings | None = BenchSettings
     whose runtime may be missing here (TensorRT) says how to run its artifact instead."""
     manifest = verify_bundle(folder)
     limits = Gates.from_dict(manifest["gates"], **gate_overrides)
+    if manifest.get("task") == "text-generation":
+        from .llm.validate import validate_language_model
+
+        return validate_language_model(folder, manifest, limits, bench is not None)
+    from .metrics.fid_features import use_features
+    from .stages.target import FID_FEATURES_FILE
+
+    features = folder / "reference" / FID_FEATURES_FILE
+    use_features(str(features) if features.is_file() else None)
     artifact, notes = get_target(manifest["target"]).revalidation(dict(manifest["artifact"]), require_engine)
     path = folder / artifact["path"]
     with np.load(folder / "reference" / "inputs.npz") as npz:

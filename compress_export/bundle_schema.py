@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from .errors import BundleIntegrityError
 
 REFERENCE_FILES = ("reference/inputs.npz", "reference/outputs.npz")
+LANGUAGE_MODEL_REFERENCE = ("reference/heldout.npz", "reference/continuations.json", "reference/long_prompt.txt")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -43,7 +44,7 @@ def check_manifest(manifest: object, manifest_path: Path) -> None:
             _fail(manifest_path, f"'artifact.{key}' is missing or not a string")
     if artifact["path"] not in files:
         _fail(manifest_path, f"the artifact {artifact['path']!r} is not among the bundle's listed files")
-    for name in REFERENCE_FILES:
+    for name in LANGUAGE_MODEL_REFERENCE if manifest.get("task") == "text-generation" else REFERENCE_FILES:
         if name not in files:
             _fail(manifest_path, f"{name} is not listed")
     for name, limit in manifest["gates"].items():

@@ -40,6 +40,7 @@ from .options import (
     fallback_option,
     gate_options,
     gate_override_options,
+    llm_options,
     output_options,
     pop_gate_overrides,
     provider_option,
@@ -176,6 +177,7 @@ def _write_text(path: Path, text: str, option: str) -> None:
 @tflite_options
 @prune_options
 @qat_options
+@llm_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for splits, random data and training.")
 @click.option("--with-baseline", is_flag=True,

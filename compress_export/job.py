@@ -38,7 +38,9 @@ class PipelineConfig:
     inputs: tuple[TensorSpec, ...] = ()
     trust_pickle: bool = False
     calib_data: str | None = None
-    text_data: str | None = None  # one text a line, tokenized with a checkpoint folder's tokenizer
+    text_data: str | None = None  # one text a line (encoders); held-out text, a file or folder (language models)
+    prompts: str | None = None  # language models: prompts for the continuations
+    fid_features: str | None = None  # image generators: the ONNX feature model FID reads images through
     seq_len: int = 128
     calib_samples: int | None = None
     calib_batch: int = 16

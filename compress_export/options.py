@@ -68,9 +68,10 @@ source_options = _stack(
 data_options = _stack(
     click.option("--calib-data", type=click.Path(exists=True), metavar="NPZ|DIR",
                  help=".npz whose keys are input names (optional 'label'), or a folder of them."),
-    click.option("--text-data", type=click.Path(exists=True, dir_okay=False), metavar="TXT",
-                 help="For a Hugging Face checkpoint folder: one text a line, tokenized with its own tokenizer "
-                      "(instead of --calib-data)."),
+    click.option("--text-data", type=click.Path(exists=True), metavar="TXT|DIR",
+                 help="For a Hugging Face encoder folder: one text a line, tokenized with its own tokenizer "
+                      "(instead of --calib-data). For a language model: held-out text (a file, or a folder of "
+                      ".txt/.md) for perplexity and the budget search (default: Python's own documentation)."),
     click.option("--seq-len", type=click.IntRange(min=1), default=128, show_default=True,
                  help="--text-data: tokens per sample (padded or truncated)."),
     click.option("--calib-samples", type=click.IntRange(min=1), help="Use at most this many calibration samples."),
@@ -233,10 +234,32 @@ tflite_options = _stack(
 def build_target_options(o: dict) -> dict:
     from .exporters.tensorrt.options import TrtOptions
     from .exporters.tflite.options import TfliteOptions
+    from .llm.generation import GenerationSettings
+    from .llm.settings import LlmSettings
 
+    generation = GenerationSettings(max_new_tokens=o.pop("max_new_tokens"))
     return {"tensorrt": TrtOptions(o.pop("trt_cache_version"), o.pop("trt_cache_algorithm"), o.pop("require_engine"),
                                    o.pop("trt_max_batch"), o.pop("trt_float"), build_engine_flags(o)),
-            "tflite": TfliteOptions(io=o.pop("tflite_io"))}
+            "tflite": TfliteOptions(io=o.pop("tflite_io")),
+            "llm": LlmSettings(o.pop("ppl_window"), o.pop("ppl_stride"), o.pop("ppl_tokens"), generation)}
+
+
+llm_options = _stack(
+    click.option("--prompts", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+                 help="Language models: prompts for the continuations (one a line, or JSONL with a \"prompt\" key; "
+                      "default: five built-in prompts)."),
+    click.option("--max-new-tokens", type=click.IntRange(min=1), default=32, show_default=True,
+                 help="Language models: tokens generated per prompt (greedy)."),
+    click.option("--ppl-window", type=click.IntRange(min=2), default=512, show_default=True,
+                 help="Language models: perplexity window in tokens."),
+    click.option("--ppl-stride", type=click.IntRange(min=1), default=256, show_default=True,
+                 help="Language models: step between perplexity windows (every token is scored once)."),
+    click.option("--ppl-tokens", type=click.IntRange(min=2), default=2048, show_default=True,
+                 help="Language models: held-out tokens scored (the first ones of --text-data)."),
+    click.option("--fid-features", type=click.Path(exists=True, dir_okay=False), metavar="MODEL.onnx",
+                 help="Image generators (--task image-generation): the ONNX model whose first output FID reads "
+                      "images through (default: the bundled digits classifier's penultimate layer)."),
+)
 
 
 qat_options = _stack(
@@ -265,6 +288,9 @@ prune_options = _stack(
     click.option("--prune-importance", type=click.Choice(IMPORTANCES), default=IMPORTANCES[0],
                  show_default=True, help="--prune: rank channels by weight norm, or by |weight x gradient| on a "
                                          "calibration batch."),
+    click.option("--prune-kinds", metavar="KIND[=RATIO],...",
+                 help="--prune: only these kinds of layers, each at its own ratio (default --prune's): conv "
+                      "(convolution channels), ffn (hidden neurons of expanding Linears), e.g. conv=0.3,ffn=0.5."),
     click.option("--student", metavar="every:K|FILE.py:FACTORY",
                  help="A smaller model for --distill: every:K keeps every K-th block of the layer stack (a "
                       "transformer's layers); a factory builds one that takes the same inputs. Both start from the "
@@ -291,6 +317,27 @@ prune_options = _stack(
 )
 
 
+def prune_kinds(spec: str | None, ratio: float | None) -> tuple[tuple[str, float], ...]:
+    """"conv=0.3,ffn" -> (("conv", 0.3), ("ffn", ratio))."""
+    from .compression.prune_torch import KINDS
+    from .errors import UsageError
+
+    if not spec:
+        return ()
+    if ratio is None:
+        raise UsageError("--prune-kinds refines --prune RATIO: give --prune too")
+    found = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name not in KINDS:
+            raise UsageError(f"--prune-kinds: unknown kind {name!r}; known: {', '.join(KINDS)}")
+        try:
+            found.append((name, float(value) if value else ratio))
+        except ValueError:
+            raise UsageError(f"--prune-kinds: {item!r}: the ratio after '=' is a number such as 0.3") from None
+    return tuple(found)
+
+
 def build_compression(o: dict, seed: int) -> tuple:
     """The compression steps in the order they run: prune, student, distill, 2:4 sparsity, then QAT on the
     result."""
@@ -300,10 +347,11 @@ def build_compression(o: dict, seed: int) -> tuple:
 
     steps: list = []
     ratio, importance, student = o.pop("prune"), o.pop("prune_importance"), o.pop("student")
+    kinds = prune_kinds(o.pop("prune_kinds"), ratio)
     distill = DistillSettings(epochs=o.pop("distill_epochs"), steps=o.pop("distill_steps"), lr=o.pop("distill_lr"),
                               alpha=o["alpha"], seed=seed, device=o.pop("device"), hidden=o.pop("distill_hidden"))
     if ratio is not None:
-        steps.append(("prune", PruneSettings(ratio, importance)))
+        steps.append(("prune", PruneSettings(ratio, importance, kinds)))
     if student:
         from .compression.student import StudentSettings
 

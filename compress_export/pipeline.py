@@ -35,6 +35,15 @@ def _build_or_record(job: Job, target, bench) -> None:
 
 
 def run(config: PipelineConfig) -> RunResult:
+    from .llm.source import is_causal_lm
+
+    if config.task == "text-generation" or (config.task == "auto" and is_causal_lm(Path(config.model))):
+        from .llm.pipeline import run as run_language_model
+
+        return run_language_model(config)
+    from .metrics.fid_features import use_features
+
+    use_features(config.fid_features)
     job = Job(config, parse_targets(config.targets), Path(config.out))
     ensure_writable(job.out)
     load(job)

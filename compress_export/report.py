@@ -129,7 +129,7 @@ class Report:
 
     def _bench_rows(self) -> list[str]:
         reference, candidate = self.bench.get("reference"), self.bench.get("candidate")
-        if not candidate:
+        if not candidate or "by_batch" not in candidate:  # a language model's speed has its own section
             return []
         rows = []
         for batch, stats in candidate["by_batch"].items():
@@ -195,6 +195,22 @@ def label_offsets(points: list[tuple[float, float]], step: int = 11) -> list[tup
 
 def plot_tradeoff(points: list[tuple[str, float, float, int]], quality_label: str, path: Path, batch: str) -> bool:
     """Quality vs latency scatter, marker area proportional to size; returns False when matplotlib is missing."""
+    qualities = [quality for _, _, quality, _ in points]
+
+    def limits(axes) -> None:
+        if qualities and max(qualities) <= 1.0:  # accuracy, cosine and agreements never pass 1
+            low = min(qualities)
+            axes.set_ylim(max(low - max(0.2 * (1.0 - low), 0.005), 0.0), 1.0 + max(0.05 * (1.0 - low), 0.001))
+
+    return scatter_by_size(points, path, f"p50 latency at batch {batch}, relative to FP32 timed beside it (lower is "
+                           "better)", f"{quality_label}, higher is better",
+                           f"{quality_label} vs latency (marker area: size on disk)", limits)
+
+
+def scatter_by_size(points: list[tuple[str, float, float, int]], path: Path, xlabel: str, ylabel: str, title: str,
+                    adjust=None) -> bool:
+    """(label, x, y, size in bytes) points, marker area proportional to size, labels stacked where markers crowd;
+    `adjust(axes)` before saving. False when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -204,18 +220,16 @@ def plot_tradeoff(points: list[tuple[str, float, float, int]], quality_label: st
         return False
     figure, axes = plt.subplots(figsize=(6.5, 4.2), dpi=100)
     areas = marker_areas([size for *_, size in points])
-    offsets = label_offsets([(latency, quality) for _, latency, quality, _ in points])
-    for (label, latency, quality, size), area, offset in zip(points, areas, offsets, strict=True):
-        axes.scatter([latency], [quality], s=area, alpha=0.6)
+    offsets = label_offsets([(x, y) for _, x, y, _ in points])
+    for (label, x, y, size), area, offset in zip(points, areas, offsets, strict=True):
+        axes.scatter([x], [y], s=area, alpha=0.6)
         axes.annotate(f"{label} ({size / 1e6:.1f} MB)" if size >= 1e5 else f"{label} ({size / 1e3:.0f} KB)",
-                      (latency, quality), textcoords="offset points", xytext=offset, fontsize=8)
-    qualities = [quality for _, _, quality, _ in points]
-    if qualities and max(qualities) <= 1.0:  # accuracy, cosine and agreements never pass 1
-        low = min(qualities)
-        axes.set_ylim(max(low - max(0.2 * (1.0 - low), 0.005), 0.0), 1.0 + max(0.05 * (1.0 - low), 0.001))
-    axes.set_xlabel(f"p50 latency at batch {batch}, relative to FP32 timed beside it (lower is better)")
-    axes.set_ylabel(f"{quality_label}, higher is better")
-    axes.set_title(f"{quality_label} vs latency (marker area: size on disk)")
+                      (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+    if adjust is not None:
+        adjust(axes)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": None})

@@ -17,6 +17,13 @@ def print_summary(result, as_json: bool, quiet: bool) -> None:
         click.echo(f"error: {failure.target}: {failure.error}", err=True)
 
 
+def _speed_label(key: str) -> str:
+    """speedup_p50_batch32 -> b32 (p50 at a batch size); speedup_decode -> decode (tokens/s)."""
+    if key.startswith("speedup_p50_batch"):
+        return "b" + key.removeprefix("speedup_p50_batch")
+    return key.removeprefix("speedup_")
+
+
 def print_table(result) -> None:
     from .metrics import all_metrics
 
@@ -26,8 +33,7 @@ def print_table(result) -> None:
         label, reference, candidate = report.quality()
         quality = f"{label} {candidate:.4f}" + (f" (FP32 {reference:.4f})" if reference not in (None, 1.0) else "")
         ratios = report.bench.get("ratios", {})
-        speed = " ".join(f"b{k.removeprefix('speedup_p50_batch')}:{v:.2f}x"
-                         for k, v in ratios.items() if k.startswith("speedup"))
+        speed = " ".join(f"{_speed_label(k)}:{v:.2f}x" for k, v in ratios.items() if k.startswith("speedup"))
         size = f"{ratios['size']:.2f}x" if "size" in ratios else f"{report.artifact['size_bytes'] / 1024:.0f} KB"
         compute = " ".join(filter(None, (metric.summary(report.analysis[metric.name]) for metric in analyses
                                          if metric.name in report.analysis)))

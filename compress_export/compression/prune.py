@@ -14,6 +14,7 @@ from .stages import finish, stage_row, stage_table, stages_before, starting_poin
 class PruneSettings:
     ratio: float
     importance: str = "magnitude"
+    kinds: tuple[tuple[str, float], ...] = ()  # only these kinds of layers, each at its ratio (conv, ffn)
 
 
 class StructuredPruning(CompressionMethod):
@@ -39,13 +40,15 @@ class StructuredPruning(CompressionMethod):
             return sum(t.pow(2).mean() / t.detach().pow(2).mean().clamp(min=1e-12) for t in tensors)
 
         pruned = copy.deepcopy(module).eval()
-        counts = prune(pruned, example, call, settings.ratio, settings.importance, output_energy)
+        counts = prune(pruned, example, call, settings.ratio, settings.importance, output_energy,
+                       dict(settings.kinds) or None)
         tuned = TorchModel(pruned, model.description, model.sha256, model.inputs)
         done = finish(job, tuned, {"settings": settings.__dict__, **counts}, "model.pruned.onnx")
         done.section["stages"] = [*stages_before(job), stage_row(job, "pruned", tuned, done.fp32_onnx)]
         return done
 
     def markdown(self, section: dict, report) -> list[str]:
-        return [f"{section['pruned_layers']} layers lost {section['ratio']:.0%} of their channels "
+        ratios = ", ".join(f"{kind} {value:.0%}" for kind, value in section.get("kinds", {}).items())
+        return [f"{section['pruned_layers']} layers lost {ratios or format(section['ratio'], '.0%')} of their channels "
                 f"({section['importance']} importance): parameters {section['parameters_before']:,} -> "
                 f"{section['parameters_after']:,}.", "", *stage_table(section["stages"], report)]

@@ -11,6 +11,13 @@ from collections.abc import Callable
 from ..errors import UsageError, require
 
 IMPORTANCES = ("magnitude", "taylor")
+KINDS = ("conv", "ffn")  # convolution channels; hidden neurons of expanding Linear layers (FFNs, MLPs)
+
+
+def kind_of(layer) -> str:
+    import torch
+
+    return "conv" if isinstance(layer, torch.nn.Conv1d | torch.nn.Conv2d) else "ffn"
 
 
 def prunable_layers(module, example, call: Callable) -> tuple[list, list]:
@@ -54,23 +61,33 @@ def _tensors(value):
         yield from _tensors(value.to_tuple())
 
 
-def prune(module, example, call: Callable, ratio: float, importance: str, loss: Callable | None = None) -> dict:
+def prune(module, example, call: Callable, ratio: float, importance: str, loss: Callable | None = None,
+          kinds: dict[str, float] | None = None) -> dict:
     """Remove `ratio` of each root's channels in place. `example`: the inputs `call(module, example)` takes.
     "taylor" scores channels by |weight x gradient| of `loss(outputs)` on the example (the data decides);
-    "magnitude" by their weights' L2 norm. Returns the counts before and after."""
+    "magnitude" by their weights' L2 norm. `kinds` ({"conv": 0.3, "ffn": 0.5}): only the roots of these kinds,
+    each at its own ratio. Returns the counts before and after."""
     tp = require("torch_pruning", "prune")
     import torch
 
     if not 0 < ratio < 1:
         raise UsageError(f"--prune {ratio}: give a fraction of channels between 0 and 1, such as 0.5")
     roots, kept = prunable_layers(module, example, call)
+    if kinds:
+        kept = kept + [layer for layer in roots if kind_of(layer) not in kinds]
+        roots = [layer for layer in roots if kind_of(layer) in kinds]
+        for value in kinds.values():
+            if not 0 < value < 1:
+                raise UsageError(f"--prune-kinds: ratio {value} is not between 0 and 1")
     if not roots:
-        raise UsageError("--prune found no convolution or expanding Linear layer to prune in this model")
+        wanted = " or ".join(kinds) if kinds else "convolution or expanding Linear"
+        raise UsageError(f"--prune found no {wanted} layer to prune in this model")
     before = sum(parameter.numel() for parameter in module.parameters())
     scorer = tp.importance.GroupTaylorImportance() if importance == "taylor" else \
         tp.importance.GroupMagnitudeImportance(p=2)
+    ratios = {layer: kinds[kind_of(layer)] for layer in roots} if kinds else None
     pruner = tp.pruner.BasePruner(module, example, importance=scorer, pruning_ratio=ratio, ignored_layers=kept,
-                                  forward_fn=lambda model, inputs: call(model, inputs))
+                                  pruning_ratio_dict=ratios, forward_fn=lambda model, inputs: call(model, inputs))
     if importance == "taylor":
         module.zero_grad()
         with torch.enable_grad():
@@ -79,4 +96,4 @@ def prune(module, example, call: Callable, ratio: float, importance: str, loss: 
     module.zero_grad()
     after = sum(parameter.numel() for parameter in module.parameters())
     return {"parameters_before": before, "parameters_after": after, "pruned_layers": len(roots),
-            "ratio": ratio, "importance": importance}
+            "ratio": ratio, "importance": importance, **({"kinds": dict(kinds)} if kinds else {})}

@@ -27,12 +27,8 @@ def is_checkpoint_folder(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
 
-def load_checkpoint(folder: Path, trust_pickle: bool):
-    torch = require("torch", "torch")
-    transformers = require("transformers", "hf")
-    from .torch_source import TorchModel
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def checkpoint_weights(folder: Path, trust_pickle: bool) -> tuple[list[Path], list[Path]]:
+    """(safetensors files, pickled files) of a checkpoint folder; pickled ones alone only with --trust-pickle."""
     safe = [folder / name for name in SAFE_WEIGHTS if (folder / name).is_file()]
     pickled = [folder / name for name in PICKLED_WEIGHTS if (folder / name).is_file()]
     if not safe and not pickled:
@@ -40,12 +36,30 @@ def load_checkpoint(folder: Path, trust_pickle: bool):
     if not safe and not trust_pickle:
         raise UsageError(f"{folder}: its weights are pickled (pytorch_model.bin); loading them runs code from the "
                          "file. Pass --trust-pickle if you trust its author, or convert them to safetensors")
+    return safe, pickled
+
+
+def read_config(folder: Path) -> dict:
+    """config.json as a dict; a checkpoint that needs its own Python code (auto_map) is refused."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"{folder}/config.json: not readable JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{folder}/config.json: a model config is a JSON object")
     if config.get("auto_map"):
         raise UsageError(f"{folder}: the checkpoint needs its own Python code (auto_map); it is not run here")
+    return config
+
+
+def load_checkpoint(folder: Path, trust_pickle: bool):
+    torch = require("torch", "torch")
+    transformers = require("transformers", "hf")
+    from .torch_source import TorchModel
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    safe, _ = checkpoint_weights(folder, trust_pickle)
+    config = read_config(folder)
     classifier = any(name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
     auto = transformers.AutoModelForSequenceClassification if classifier else transformers.AutoModel
     try:

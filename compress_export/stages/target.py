@@ -21,6 +21,8 @@ from .budget import export_within_budget, validate
 from .bundle_files import write_reference, write_reports
 from .compress import source_for
 
+FID_FEATURES_FILE = "fid_features.onnx"
+
 
 def export_context(job, target, folder: Path, original: bool = False) -> ExportContext:
     """What `target` is built from: what the compression steps made of the model, or the original."""
@@ -59,6 +61,10 @@ def build_target(job, target, bench) -> Report:
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
+        if job.config.fid_features:  # so that `validate` reads the images through the same features
+            import shutil
+
+            shutil.copy2(job.config.fid_features, folder / "reference" / FID_FEATURES_FILE)
         record_artifact_outputs(folder, lambda: open_runner(artifact.runtime, str(artifact_path)), artifact.inputs)
         carried = carry_baseline(job, target, folder) if job.config.with_baseline else None
         write_reports(folder, report)

@@ -41,7 +41,7 @@ def test_pruned_and_distilled_cnn_keeps_accuracy_at_a_quarter_of_the_flops(prune
         assert flops["candidate"]["macs"] <= 0.55 * flops["reference"]["macs"]
         assert stages["pruned"]["parameters"] < 0.5 * stages["original"]["parameters"]
         assert stages["distilled"]["cosine"] > stages["pruned"]["cosine"] + 0.1  # distillation recovered it
-        assert report["prune"]["settings"] == {"ratio": 0.5, "importance": "magnitude"}
+        assert report["prune"]["settings"] == {"ratio": 0.5, "importance": "magnitude", "kinds": []}
         assert (out / target / "distill_loss.png").is_file()
         markdown = (out / target / "report.md").read_text()
         assert "## Pruning" in markdown and "| distilled |" in markdown
@@ -58,6 +58,13 @@ def test_distill_needs_prune_and_pruning_needs_a_pytorch_module(digits_data, dig
                         "--out", tmp_path / "b", "--no-bench", "-q")
     assert onnx_model.exit_code == 2 and "PyTorch nn.Module" in onnx_model.output
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+    for kinds, message in (("heads", "unknown kind"), ("conv=half", "ratio after")):
+        bad = invoke("export", DIGITS_FACTORY, "--to", "onnx", "--prune", "0.5", "--prune-kinds", kinds,
+                     "--calib-data", calib, "--out", tmp_path / "k", "--no-bench", "-q")
+        assert bad.exit_code == 2 and message in bad.output
+    alone = invoke("export", DIGITS_FACTORY, "--to", "onnx", "--prune-kinds", "conv", "--calib-data", calib,
+                   "--out", tmp_path / "k", "--no-bench", "-q")
+    assert alone.exit_code == 2 and "give --prune" in alone.output
 
 
 def test_same_seed_same_pruned_and_distilled_bytes(digits_data, tmp_path):

@@ -109,3 +109,21 @@ def test_distillation_changes_the_weights_and_recovers_the_teacher(tmp_path):
     assert not torch.equal(trained[0].weight, student[0].weight)  # the original student is untouched, the copy moved
     assert result.losses[-1] < result.losses[0] and result.lr == 1e-3
     assert before < 0.95 and held_out_cosine(trained, teacher, forward, data) > max(before + 0.1, 0.95)
+
+
+def test_each_kind_of_layer_takes_its_own_ratio_and_the_others_stay_whole():
+    def net():
+        return nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 32), nn.ReLU(),
+                             nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 4)).eval()
+
+    example = {"x": torch.randn(2, 3, 8, 8)}
+    model = net()
+    counts = prune(model, example, _call, 0.5, "magnitude", kinds={"ffn": 0.25})
+    assert model[0].out_channels == 16 and model[5].out_features == 96  # conv untouched, 25% of the FFN
+    assert counts["kinds"] == {"ffn": 0.25} and model(example["x"]).shape == (2, 4)
+    model = net()
+    prune(model, example, _call, 0.5, "magnitude", kinds={"conv": 0.5, "ffn": 0.75})
+    assert model[0].out_channels == 8 and model[5].out_features == 32
+    with pytest.raises(UsageError, match="no conv"):
+        prune(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2)), {"x": torch.randn(2, 4)}, _call, 0.5,
+              "magnitude", kinds={"conv": 0.5})

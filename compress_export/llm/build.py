@@ -1,0 +1,150 @@
+"""Export and weight quantization. onnxruntime-genai's model builder writes the FP32 decoder (KV cache in and
+out, fused GroupQueryAttention, genai_config.json, tokenizer files); onnxruntime's MatMulNBitsQuantizer then turns
+each weight matrix into INT8 or block-wise INT4 (MatMulNBits; the embedding table as GatherBlockQuantized), with
+the bit width chosen per matrix (the budget search's plan). The builder's own int4 is the same quantizer applied
+to every matrix at once, which is why it cannot keep a sensitive matrix at 8 bits for a perplexity budget."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError, require
+
+MODEL_FILE = "model.onnx"
+BLOCK_SIZE = 32
+ACCURACY_LEVEL = 4  # MatMulNBits computes with INT8 activations on CPU: the fast kernels
+WEIGHT_OPS = ("MatMul", "Gather")
+GATHER_BITS = (4,)  # GatherBlockQuantized: an embedding table is 4-bit or float
+
+
+def build_fp32(folder: Path, out: Path, cache: Path) -> Path:
+    """The FP32 decoder with KV cache for the CPU, by onnxruntime-genai's builder (in a child process: it prints
+    per-tensor progress and holds the whole model)."""
+    require("onnxruntime_genai", "llm")
+    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(folder), "-o", str(out),
+               "-p", "fp32", "-e", "cpu", "-c", str(cache), "--extra_options", "hf_remote=false"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or not (out / MODEL_FILE).is_file():
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise ExportError(f"onnxruntime-genai's model builder failed on {folder}: {(lines or ['no output'])[-1][:300]}")
+    return out
+
+
+def fold_weight_transposes(model, gathers: set[str]) -> int:
+    """A tied embedding reaches its Gather through a Transpose of the LM head's weight: give each named Gather its
+    own transposed table, so the quantizer sees a weight it can make 4-bit (the head keeps the original). Only
+    where the table is to be quantized: a float copy would only add size. Returns how many."""
+    from onnx import numpy_helper
+
+    initializers = {init.name: init for init in model.graph.initializer}
+    tables = {node.input[0] for node in model.graph.node if node.op_type == "Gather" and node.name in gathers}
+    folded = 0
+    for node in list(model.graph.node):
+        if node.op_type != "Transpose" or node.input[0] not in initializers or node.output[0] not in tables:
+            continue
+        readers = [n for n in model.graph.node if node.output[0] in n.input]
+        if any(n.op_type != "Gather" for n in readers):
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        table = np.ascontiguousarray(np.transpose(numpy_helper.to_array(initializers[node.input[0]]), perm))
+        model.graph.initializer.append(numpy_helper.from_array(table, node.output[0]))
+        model.graph.node.remove(node)
+        folded += 1
+    return folded
+
+
+def _save(model, path: Path) -> None:
+    import onnx
+
+    data = path.with_name(path.name + ".data")
+    data.unlink(missing_ok=True)
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name,
+                    size_threshold=1024)
+
+
+@dataclass(frozen=True)
+class WeightMatrix:
+    node: str
+    op: str  # MatMul or Gather
+    weight: str  # the initializer
+    shape: tuple[int, ...]  # as the node reads it
+    transposed: bool = False  # the node reads the initializer through a Transpose
+
+    @property
+    def parameters(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def weight_matrices(model) -> list[WeightMatrix]:
+    """The MatMuls and Gathers that read a 2-D float weight: what the quantizer can turn into N-bit weights."""
+    import onnx
+
+    initializers = {init.name: init for init in model.graph.initializer}
+    transposed = {node.output[0]: node.input[0] for node in model.graph.node
+                  if node.op_type == "Transpose" and node.input[0] in initializers}
+    found = []
+    for node in model.graph.node:
+        if node.op_type not in WEIGHT_OPS:
+            continue
+        name = node.input[1] if node.op_type == "MatMul" else node.input[0]
+        flipped = node.op_type == "Gather" and name in transposed  # a tied embedding: Gather(Transpose(head))
+        init = initializers.get(transposed[name] if flipped else name)
+        if init is not None and len(init.dims) == 2 and init.data_type == onnx.TensorProto.FLOAT:
+            shape = tuple(init.dims)[::-1] if flipped else tuple(init.dims)
+            found.append(WeightMatrix(node.name, node.op_type, init.name, shape, flipped))
+    return found
+
+
+def quantize(fp32: Path, out: Path, bits: dict[str, int]) -> Path:
+    """Copy the FP32 build to `out` with each named node's weight at its bit width (4 or 8; absent: float)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    for item in fp32.iterdir():
+        if item.is_file() and not item.name.startswith(MODEL_FILE):
+            shutil.copy2(item, out / item.name)
+    model = onnx.load(str(fp32 / MODEL_FILE))
+    fold_weight_transposes(model, {name for name, width in bits.items() if width in GATHER_BITS})
+    for width in (8, 4):
+        nodes = sorted(name for name, b in bits.items() if b == width)
+        if not nodes:
+            continue
+        ops = WEIGHT_OPS if width in GATHER_BITS else ("MatMul",)
+        config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
+                                              bits=width, op_types_to_quantize=ops)
+        others = [node.name for node in model.graph.node if node.op_type in ops and node.name not in nodes]
+        # nodes_to_include only adds to the op types; nodes_to_exclude is what keeps the others out
+        quantizer = MatMulNBitsQuantizer(model, bits=width, block_size=BLOCK_SIZE, is_symmetric=True,
+                                         accuracy_level=ACCURACY_LEVEL, nodes_to_exclude=others,
+                                         op_types_to_quantize=ops, algo_config=config)
+        _quietly(quantizer.process)
+        model = quantizer.model.model
+    _save(model, out / MODEL_FILE)
+    return out
+
+
+def _quietly(call) -> None:
+    """The quantizer logs a line per node at INFO."""
+    import logging
+
+    logger = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        call()
+    finally:
+        logger.setLevel(level)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(item.stat().st_size for item in folder.iterdir() if item.is_file() and item.name.startswith(MODEL_FILE))

@@ -1,0 +1,45 @@
+"""A decoder against the FP32 one: its scores on the held-out windows and its continuations, through the task's
+metrics; its speed beside FP32's (and plain 4-bit's, where the search kept matrices above 4 bits, to price them);
+size and peak RSS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .build import folder_bytes
+from .generation import generate, peak_rss_mb
+from .scoring import score
+
+CONTINUATION_KEYS = ("continuations", "continuation_ids")
+
+
+def perplexity(scores: dict) -> float:
+    return float(np.exp(np.mean(scores["nll"]))) if len(scores["nll"]) else float("nan")
+
+
+def measure(job, folder: Path, plain: Path | None) -> tuple[dict, list[dict], dict]:
+    """(metrics, generations [FP32, this, plain 4-bit?], bench)."""
+    from ..metrics import get_metrics
+    from ..metrics.suite import MetricSuite
+    from ..metrics.tasks import TASKS
+
+    compared = [job.fp32, folder] + ([plain] if plain is not None and plain.exists() else [])
+    generated = generate(compared, job.prompts, job.long_prompt, job.settings.generation)
+    suite = MetricSuite([], get_metrics(TASKS["text-generation"].metrics))
+    suite.update(job.reference, score(folder, job.spans), None)
+    suite.update({key: generated[0][key] for key in CONTINUATION_KEYS},
+                 {key: generated[1][key] for key in CONTINUATION_KEYS}, None)
+    size, fp32_size = folder_bytes(folder), folder_bytes(job.fp32)
+    bench = {"reference": {**generated[0]["speed"], "size_bytes": fp32_size},
+             "candidate": {**generated[1]["speed"], "size_bytes": size}}
+    before, after = bench["reference"]["decode_tokens_per_s"], bench["candidate"]["decode_tokens_per_s"]
+    bench["ratios"] = {"size": size / fp32_size, **({"speedup_decode": after / before} if before and after else {})}
+    if len(generated) > 2:
+        bench["plain_int4"] = {**generated[2]["speed"], "size_bytes": folder_bytes(plain),
+                               "perplexity": perplexity(score(plain, job.spans))}
+    if job.config.bench is not None:
+        bench["reference"]["peak_rss_mb"] = peak_rss_mb(job.fp32, job.prompts[0], job.settings.generation)
+        bench["candidate"]["peak_rss_mb"] = peak_rss_mb(folder, job.prompts[0], job.settings.generation)
+    return suite.metrics(), generated, bench

@@ -1,0 +1,74 @@
+"""FID: the Fréchet distance between the feature statistics (mean, covariance) of the images the FP32 generator
+and the candidate make from the same latent inputs. Features from fid_features (a named model, or the bundled
+digits classifier). 0 when the images are the same; lower is better."""
+
+from __future__ import annotations
+
+from .base import Gate, Metric
+
+
+def frechet_distance(a, b) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the trace of the root from the eigenvalues of the
+    symmetric S_a^(1/2) S_b S_a^(1/2) (no complex round-off, as scipy's sqrtm can give)."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mean = a.mean(axis=0) - b.mean(axis=0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(max(mean @ mean + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root, 0.0))
+
+
+def image_output(outputs) -> str | None:
+    """The first output shaped like images: (batch, 1 or 3 channels, height, width)."""
+    for name, value in outputs.items():
+        if getattr(value, "ndim", 0) == 4 and value.shape[1] in (1, 3):
+            return name
+    return None
+
+
+class Fid(Metric):
+    name = "fid"
+    scope = "task"
+    gate = Gate("max_fid", 1.0, "Gate (image generators, --task image-generation): largest accepted Fréchet distance "
+                "between the features of the FP32 and the compressed generator's images.", higher_is_better=False,
+                score_key="fid")
+
+    def start(self) -> dict:
+        return {"reference": [], "candidate": []}
+
+    def update(self, state: dict, reference, candidate, labels=None) -> None:
+        from .fid_features import features
+
+        name = image_output(reference)
+        if name is None:
+            return
+        state["reference"].append(features(reference[name]))
+        state["candidate"].append(features(candidate[name]))
+
+    def result(self, state: dict) -> dict:
+        from .fid_features import feature_model_name
+
+        if not state["reference"]:
+            return {}
+        import numpy as np
+
+        reference, candidate = np.concatenate(state["reference"]), np.concatenate(state["candidate"])
+        if len(reference) < 2:
+            return {}
+        return {"candidate": {"fid": frechet_distance(reference, candidate), "fid_samples": len(reference),
+                              "fid_features": feature_model_name()}}
+
+    def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
+        value = metrics.get("candidate", {}).get("fid")
+        return [] if value is None else [("max_fid", value)]
+
+    def rows(self, parity: dict, metrics: dict) -> list[tuple[str, float | None, float | None]]:
+        value = metrics.get("candidate", {}).get("fid")
+        return [] if value is None else [("FID vs FP32 images", 0.0, value)]
+
+
+METRIC = Fid()
