@@ -6,6 +6,8 @@ the FP32 reference."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -62,8 +64,16 @@ def load_causal_lm(path: Path, work: Path, trust_pickle: bool) -> CausalLM:
                                                                              ".bin", ".txt", ".jinja"))
     folder = path
     if pickled and not safe:  # the builder reads safetensors or pickles; convert once, trusted
-        folder = _save_float(_load_transformers(path, None), work / "checkpoint", path)
+        with _quiet():
+            folder = _save_float(_load_transformers(path, None), work / "checkpoint", path)
     return CausalLM(folder, str(path), sha256_files(*files), "folder", _parameters(config), config)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """transformers' progress bars and warnings go to a buffer (its errors still raise)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _check_safetensors(path: Path) -> None:
@@ -111,7 +121,8 @@ def _save_float(loaded, out: Path, origin: Path) -> Path:
 def _from_gguf(path: Path, work: Path) -> CausalLM:
     from ..sources.hf_source import read_config
 
-    folder = _save_float(_load_transformers(path.parent, path.name), work / "checkpoint", path)
+    with _quiet():  # transformers draws its own bars for the conversion; our stage lines say what happens
+        folder = _save_float(_load_transformers(path.parent, path.name), work / "checkpoint", path)
     config = read_config(folder)
     return CausalLM(folder, str(path), sha256_files(path), "gguf", _parameters(config), config)
 

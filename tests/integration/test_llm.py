@@ -115,7 +115,8 @@ def test_smollm2_gguf_holds_the_perplexity_budget_at_4_bits(tmp_path):
     result = invoke(gguf, "--to", "onnx-int8,onnx-int4", "--out", tmp_path / "out", "--ppl-tokens", "1024", "-q",
                     "--json")
     assert result.exit_code == 0, result.output
-    reports = {t["target"]: t["report"] for t in json.loads(result.output)["targets"]}
+    assert "Converting" not in result.stderr  # -q: nothing but errors on stderr, transformers' bars included
+    reports = {t["target"]: t["report"] for t in json.loads(result.stdout)["targets"]}
     int8, int4 = reports["onnx-int8"], reports["onnx-int4"]
     increase = {name: 100 * (r["metrics"]["candidate"]["perplexity"] / r["metrics"]["reference"]["perplexity"] - 1)
                 for name, r in reports.items()}
