@@ -19,18 +19,24 @@ def perplexity(scores: dict) -> float:
     return float(np.exp(np.mean(scores["nll"]))) if len(scores["nll"]) else float("nan")
 
 
-def measure(job, folder: Path, plain: Path | None) -> tuple[dict, list[dict], dict]:
-    """(metrics, generations [FP32, this, plain 4-bit?], bench)."""
+def generation_metrics(reference_scores: dict, candidate_scores: dict, reference: dict, candidate: dict) -> dict:
+    """The text-generation task's metrics: per-token scores on the held-out windows, then the continuations."""
     from ..metrics import get_metrics
     from ..metrics.suite import MetricSuite
     from ..metrics.tasks import TASKS
 
+    suite = MetricSuite([], get_metrics(TASKS["text-generation"].metrics))
+    suite.update(reference_scores, candidate_scores, None)
+    suite.update({key: reference[key] for key in CONTINUATION_KEYS},
+                 {key: candidate[key] for key in CONTINUATION_KEYS}, None)
+    return suite.metrics()
+
+
+def measure(job, folder: Path, plain: Path | None) -> tuple[dict, list[dict], dict]:
+    """(metrics, generations [FP32, this, plain 4-bit?], bench)."""
     compared = [job.fp32, folder] + ([plain] if plain is not None and plain.exists() else [])
     generated = generate(compared, job.prompts, job.long_prompt, job.settings.generation)
-    suite = MetricSuite([], get_metrics(TASKS["text-generation"].metrics))
-    suite.update(job.reference, score(folder, job.spans), None)
-    suite.update({key: generated[0][key] for key in CONTINUATION_KEYS},
-                 {key: generated[1][key] for key in CONTINUATION_KEYS}, None)
+    metrics = generation_metrics(job.reference, score(folder, job.spans), generated[0], generated[1])
     size, fp32_size = folder_bytes(folder), folder_bytes(job.fp32)
     bench = {"reference": {**generated[0]["speed"], "size_bytes": fp32_size},
              "candidate": {**generated[1]["speed"], "size_bytes": size}}
@@ -42,4 +48,4 @@ def measure(job, folder: Path, plain: Path | None) -> tuple[dict, list[dict], di
     if job.config.bench is not None:
         bench["reference"]["peak_rss_mb"] = peak_rss_mb(job.fp32, job.prompts[0], job.settings.generation)
         bench["candidate"]["peak_rss_mb"] = peak_rss_mb(folder, job.prompts[0], job.settings.generation)
-    return suite.metrics(), generated, bench
+    return metrics, generated, bench

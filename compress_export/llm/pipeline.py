@@ -17,7 +17,7 @@ from ..bundle import BundleWriter, ensure_writable, write_text_atomic
 from ..errors import CompressExportError, UsageError
 from ..hashing import sha256_file
 from ..job import PipelineConfig, RunResult, TargetFailure
-from .build import MODEL_FILE, build_fp32, folder_bytes, quantize, weight_matrices
+from .build import ACCURACY_LEVEL, BLOCK_SIZE, MODEL_FILE, build_fp32, folder_bytes, quantize, weight_matrices
 from .measure import perplexity
 from .scoring import Window, score, windows
 from .settings import LlmSettings
@@ -152,8 +152,7 @@ def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
         bleu = None
         if increase <= budget:  # the same greedy continuations the report compares
             (here,) = generate([trial_dir], job.prompts, "", settings, long_rounds=0)
-            same = here["continuations"] == fp32["continuations"]
-            bleu = 100.0 if same else BLEU.score(here["continuations"], fp32["continuations"])
+            bleu = BLEU.compare(here["continuations"], fp32["continuations"])
         met = increase <= budget and bleu is not None and bleu >= floor
         _say(job, f"onnx-int4 search: {sum(1 for b in bits.values() if b != 4)} matrices above 4 bits -> "
                   f"perplexity {increase:+.2f}% (budget {budget:g}%)" + ("" if bleu is None else
@@ -177,7 +176,7 @@ def _precision(job: LlmJob, bits: dict) -> dict:
         width = bits.get(matrix.node)
         key = "float" if width is None else f"int{width}"
         by_width[key] = by_width.get(key, 0) + matrix.parameters
-    return {"weights_by_precision": by_width, "block_size": 32,
+    return {"weights_by_precision": by_width, "block_size": BLOCK_SIZE,
             "kept_above_4_bits": [m.node for m in job.matrices if bits.get(m.node) != 4]
             if any(b == 4 for b in bits.values()) else []}
 
@@ -201,7 +200,7 @@ def _build_target(job: LlmJob, target: str):
                    "precision": precision, "parameters": sum(m.parameters for m in job.matrices),
                    "flops_per_token": 2 * sum(m.parameters for m in job.matrices if m.op == "MatMul"),
                    "exporter": "onnxruntime-genai model builder (fp32, cpu); weights by onnxruntime's "
-                               "MatMulNBitsQuantizer (block 32, symmetric, accuracy level 4)"}
+                               f"MatMulNBitsQuantizer (block {BLOCK_SIZE}, symmetric, accuracy level {ACCURACY_LEVEL})"}
         artifact = {"path": f"{MODEL_DIR}/{MODEL_FILE}", "size_bytes": bench["candidate"]["size_bytes"],
                     "runtime": "onnxruntime-genai", "sha256": sha256_file(folder / MODEL_FILE)}
         report = Report(target=target, gates=job.config.gates, artifact=artifact, metrics=metrics, bench=bench,

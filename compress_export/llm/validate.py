@@ -11,8 +11,9 @@ import numpy as np
 
 from ..bundle import platform_info
 from ..metrics.gates import Gates
-from .build import folder_bytes
+from .build import MODEL_FILE, folder_bytes
 from .generation import GenerationSettings, generate
+from .measure import generation_metrics
 from .pipeline import MODEL_DIR
 from .scoring import Window, score
 
@@ -25,9 +26,6 @@ def recorded_windows(folder: Path) -> tuple[list[Window], dict]:
 
 
 def validate_language_model(folder: Path, manifest: dict, limits: Gates, bench: bool = True):
-    from ..metrics import get_metrics
-    from ..metrics.suite import MetricSuite
-    from ..metrics.tasks import TASKS
     from ..report import Report
 
     model = folder / MODEL_DIR
@@ -37,16 +35,13 @@ def validate_language_model(folder: Path, manifest: dict, limits: Gates, bench: 
     settings = GenerationSettings(max_new_tokens=recorded["max_new_tokens"],
                                   long_tokens=manifest.get("llm", {}).get("long_prompt_tokens", 512))
     (here,) = generate([model], recorded["prompts"], long_prompt, settings)
-    suite = MetricSuite([], get_metrics(TASKS["text-generation"].metrics))
-    suite.update(reference, score(model, spans), None)
-    suite.update({"continuations": recorded["continuations"], "continuation_ids": recorded["continuation_ids"]},
-                 {"continuations": here["continuations"], "continuation_ids": here["continuation_ids"]}, None)
+    metrics = generation_metrics(reference, score(model, spans), recorded, here)
     context = {"bundle": str(folder), "source": manifest.get("source", {}), "task": "text-generation",
                "machine": platform_info(), "exported_on": manifest.get("platform", {}),
                "data": {"held_out": "the bundle's reference/ windows and prompts"}}
-    info = {"path": f"{MODEL_DIR}/model.onnx", "size_bytes": folder_bytes(model), "runtime": "onnxruntime-genai",
-            "sha256": manifest["files"].get(f"{MODEL_DIR}/model.onnx")}
-    report = Report(manifest["target"], limits, info, metrics=suite.metrics(), context=context)
+    info = {"path": f"{MODEL_DIR}/{MODEL_FILE}", "size_bytes": folder_bytes(model), "runtime": "onnxruntime-genai",
+            "sha256": manifest["files"].get(f"{MODEL_DIR}/{MODEL_FILE}")}
+    report = Report(manifest["target"], limits, info, metrics=metrics, context=context)
     if bench:
         report.bench = {"candidate": {**here["speed"], "size_bytes": info["size_bytes"]}}
         recorded_report = folder / "report.json"

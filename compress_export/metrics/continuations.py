@@ -22,8 +22,11 @@ class ContinuationMetric(Metric):
     def result(self, state: dict) -> dict:
         if not state["references"]:
             return {}
-        same = state["candidates"] == state["references"]  # identical, even where both are empty: full agreement
-        return {"candidate": {self.key: 100.0 if same else self.score(state["candidates"], state["references"])}}
+        return {"candidate": {self.key: self.compare(state["candidates"], state["references"])}}
+
+    def compare(self, candidates: list[str], references: list[str]) -> float:
+        """The score, 100 where the continuations are identical (even all empty, where BLEU itself reads 0)."""
+        return 100.0 if candidates == references else self.score(candidates, references)
 
     def score(self, candidates: list[str], references: list[str]) -> float:
         raise NotImplementedError
