@@ -101,6 +101,12 @@ def weight_matrices(model) -> list[WeightMatrix]:
     return found
 
 
+def weight_parameters(matrices: list[WeightMatrix]) -> int:
+    """Parameters of the weight matrices, each initializer once: a tied embedding is the LM head's weight read
+    through a Transpose, one tensor for two nodes."""
+    return sum({m.weight: m.parameters for m in matrices}.values())
+
+
 def quantize(fp32: Path, out: Path, bits: dict[str, int]) -> Path:
     """Copy the FP32 build to `out` with each named node's weight at its bit width (4 or 8; absent: float)."""
     import onnx

@@ -17,7 +17,16 @@ from ..bundle import BundleWriter, ensure_writable, write_text_atomic
 from ..errors import CompressExportError, UsageError
 from ..hashing import sha256_file
 from ..job import PipelineConfig, RunResult, TargetFailure
-from .build import ACCURACY_LEVEL, BLOCK_SIZE, MODEL_FILE, build_fp32, folder_bytes, quantize, weight_matrices
+from .build import (
+    ACCURACY_LEVEL,
+    BLOCK_SIZE,
+    MODEL_FILE,
+    build_fp32,
+    folder_bytes,
+    quantize,
+    weight_matrices,
+    weight_parameters,
+)
 from .measure import perplexity
 from .scoring import Window, score, windows
 from .settings import LlmSettings
@@ -197,7 +206,7 @@ def _build_target(job: LlmJob, target: str):
         context = {"source": job.model.describe(), "task": "text-generation",
                    "data": {"held_out": job.text_origin, "prompts": job.prompt_origin,
                             "scoring": job.settings.to_dict(), "scored_tokens": int(len(job.reference["nll"]))},
-                   "precision": precision, "parameters": sum(m.parameters for m in job.matrices),
+                   "precision": precision, "parameters": weight_parameters(job.matrices),
                    "flops_per_token": 2 * sum(m.parameters for m in job.matrices if m.op == "MatMul"),
                    "exporter": "onnxruntime-genai model builder (fp32, cpu); weights by onnxruntime's "
                                f"MatMulNBitsQuantizer (block {BLOCK_SIZE}, symmetric, accuracy level {ACCURACY_LEVEL})"}

@@ -25,12 +25,11 @@ class CausalLM:
     description: str
     sha256: str
     kind: str  # "folder" or "gguf"
-    parameters: int = 0
     config: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         return {"model": self.description, "framework": "transformers", "kind": self.kind, "sha256": self.sha256,
-                "parameters": self.parameters, "architecture": (self.config.get("architectures") or ["?"])[0],
+                "architecture": (self.config.get("architectures") or ["?"])[0],
                 "layers": self.config.get("num_hidden_layers"), "hidden_size": self.config.get("hidden_size"),
                 "vocab_size": self.config.get("vocab_size")}
 
@@ -66,7 +65,7 @@ def load_causal_lm(path: Path, work: Path, trust_pickle: bool) -> CausalLM:
     if pickled and not safe:  # the builder reads safetensors or pickles; convert once, trusted
         with _quiet():
             folder = _save_float(_load_transformers(path, None), work / "checkpoint", path)
-    return CausalLM(folder, str(path), sha256_files(*files), "folder", _parameters(config), config)
+    return CausalLM(folder, str(path), sha256_files(*files), "folder", config)
 
 
 @contextlib.contextmanager
@@ -124,18 +123,4 @@ def _from_gguf(path: Path, work: Path) -> CausalLM:
     with _quiet():  # transformers draws its own bars for the conversion; our stage lines say what happens
         folder = _save_float(_load_transformers(path.parent, path.name), work / "checkpoint", path)
     config = read_config(folder)
-    return CausalLM(folder, str(path), sha256_files(path), "gguf", _parameters(config), config)
-
-
-def _parameters(config: dict) -> int:
-    """Parameters from the config (embedding, attention, MLP, norms, head) for the dense Llama-style layout; the
-    exact count comes from the ONNX weights later where the builder ran."""
-    hidden, layers = config.get("hidden_size") or 0, config.get("num_hidden_layers") or 0
-    vocab, inner = config.get("vocab_size") or 0, config.get("intermediate_size") or 0
-    heads = config.get("num_attention_heads") or 1
-    kv = config.get("num_key_value_heads") or heads
-    head = config.get("head_dim") or hidden // heads
-    attention = hidden * head * (heads * 2 + kv * 2)
-    per_layer = attention + 3 * hidden * inner + 2 * hidden
-    head_weights = 0 if config.get("tie_word_embeddings", True) else vocab * hidden
-    return vocab * hidden + layers * per_layer + hidden + head_weights
+    return CausalLM(folder, str(path), sha256_files(path), "gguf", config)

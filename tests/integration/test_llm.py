@@ -142,6 +142,10 @@ def test_each_weight_matrix_gets_the_width_the_plan_gives_it(tiny_llama, tmp_pat
     assert widths[matmuls[0]] == 8 and widths[gather] == 4
     assert all(widths[name] == 4 for name in matmuls[1:-1])
     assert float_matmuls == {matmuls[-1]}
+    from compress_export.llm.build import weight_parameters
+
+    tied = next(m for m in matrices if m.op == "Gather")
+    assert tied.transposed and weight_parameters(matrices) == sum(m.parameters for m in matrices) - tied.parameters
 
 
 class _Trace:
