@@ -1,4 +1,5 @@
-"""FP32 vs compress-export's onnx-int8 and budgeted onnx-int4 vs onnxruntime-genai's own int4 build, side by side
+"""FP32 vs compress-export's onnx-int8, budgeted onnx-int4 and every-matrix-4-bit GPTQ (the search's first trial)
+vs onnxruntime-genai's own int4 build, side by side
 on one language model: perplexity on the same held-out windows, BLEU/chrF of greedy continuations against FP32,
 time to first token, decode tokens/s, size and peak RSS.
 
@@ -41,7 +42,10 @@ def builder_int4(folder: Path, out: Path, cache: Path) -> Path:
 
 
 def main() -> None:
-    from compress_export.llm.build import folder_bytes
+    import onnx
+
+    from compress_export.llm.build import MODEL_FILE, folder_bytes, quantize, weight_matrices
+    from compress_export.llm.calibration import calibrate, calibration_windows
     from compress_export.llm.generation import GenerationSettings, generate, peak_rss_mb
     from compress_export.llm.scoring import score, windows
     from compress_export.llm.settings import LlmSettings
@@ -73,6 +77,10 @@ def main() -> None:
         import transformers
 
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(lm.folder))
+        matrices = weight_matrices(onnx.load(str(folders["FP32"] / MODEL_FILE), load_external_data=False))
+        calibration = calibrate(folders["FP32"], matrices, calibration_windows(tokenizer, None, settings)[0])
+        folders["int4 (ours, every matrix GPTQ 4-bit)"] = quantize(folders["FP32"], work / "gptq-int4",
+                                                                   {m.node: 4 for m in matrices}, calibration.int4)
         ids = np.asarray(tokenizer(text)["input_ids"], np.int64)[: args.tokens + 1]
         spans = windows(ids, settings.window, settings.stride)
         scores = {label: score(folder, spans) for label, folder in folders.items()}

@@ -66,8 +66,10 @@ source_options = _stack(
 )
 
 data_options = _stack(
-    click.option("--calib-data", type=click.Path(exists=True), metavar="NPZ|DIR",
-                 help=".npz whose keys are input names (optional 'label'), or a folder of them."),
+    click.option("--calib-data", type=click.Path(exists=True), metavar="NPZ|TXT|DIR",
+                 help=".npz whose keys are input names (optional 'label'), or a folder of them. For a language "
+                      "model: calibration text for onnx-int4 (a file, or a folder of .txt/.md; default: Python's "
+                      "documentation of other modules than the held-out text)."),
     click.option("--text-data", type=click.Path(exists=True), metavar="TXT|DIR",
                  help="For a Hugging Face encoder folder: one text a line, tokenized with its own tokenizer "
                       "(instead of --calib-data). For a language model: held-out text (a file, or a folder of "
@@ -241,7 +243,8 @@ def build_target_options(o: dict) -> dict:
     return {"tensorrt": TrtOptions(o.pop("trt_cache_version"), o.pop("trt_cache_algorithm"), o.pop("require_engine"),
                                    o.pop("trt_max_batch"), o.pop("trt_float"), build_engine_flags(o)),
             "tflite": TfliteOptions(io=o.pop("tflite_io")),
-            "llm": LlmSettings(o.pop("ppl_window"), o.pop("ppl_stride"), o.pop("ppl_tokens"), generation)}
+            "llm": LlmSettings(o.pop("ppl_window"), o.pop("ppl_stride"), o.pop("ppl_tokens"), generation,
+                               o.pop("calib_tokens"))}
 
 
 llm_options = _stack(
@@ -256,6 +259,8 @@ llm_options = _stack(
                  help="Language models: step between perplexity windows (every token is scored once)."),
     click.option("--ppl-tokens", type=click.IntRange(min=2), default=2048, show_default=True,
                  help="Language models: held-out tokens scored (the first ones of --text-data)."),
+    click.option("--calib-tokens", type=click.IntRange(min=2), default=8192, show_default=True,
+                 help="Language models: tokens of calibration text (--calib-data) GPTQ rounds onnx-int4 against."),
     click.option("--fid-features", type=click.Path(exists=True, dir_okay=False), metavar="MODEL.onnx",
                  help="Image generators (--task image-generation): the ONNX model whose first output FID reads "
                       "images through (default: the bundled digits classifier's penultimate layer)."),

@@ -20,7 +20,7 @@ MODEL_FILE = "model.onnx"
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4  # MatMulNBits computes with INT8 activations on CPU: the fast kernels
 WEIGHT_OPS = ("MatMul", "Gather")
-GATHER_BITS = (4,)  # GatherBlockQuantized: an embedding table is 4-bit or float
+GATHER_BITS = (4, 8)  # GatherBlockQuantized: a table is 4-bit (onnxruntime's quantizer), 8-bit (ours) or float
 
 
 def build_fp32(folder: Path, out: Path, cache: Path) -> Path:
@@ -80,6 +80,12 @@ class WeightMatrix:
     def parameters(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def read_per_token(self) -> int:
+        """Weights a generated token reads: all of a MatMul's, one row of a Gather's table (what a wider width
+        costs in decode speed)."""
+        return self.parameters if self.op == "MatMul" else int(self.shape[-1])
+
 
 def weight_matrices(model) -> list[WeightMatrix]:
     """The MatMuls and Gathers that read a 2-D float weight: what the quantizer can turn into N-bit weights."""
@@ -107,8 +113,9 @@ def weight_parameters(matrices: list[WeightMatrix]) -> int:
     return sum({m.weight: m.parameters for m in matrices}.values())
 
 
-def quantize(fp32: Path, out: Path, bits: dict[str, int]) -> Path:
-    """Copy the FP32 build to `out` with each named node's weight at its bit width (4 or 8; absent: float)."""
+def quantize(fp32: Path, out: Path, bits: dict[str, int], int4: dict | None = None) -> Path:
+    """Copy the FP32 build to `out` with each named node's weight at its bit width (4 or 8; absent: float). A
+    4-bit MatMul named in `int4` (node -> gptq.Int4Weight) gets those codes and scales instead of round-to-nearest."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -121,11 +128,12 @@ def quantize(fp32: Path, out: Path, bits: dict[str, int]) -> Path:
             shutil.copy2(item, out / item.name)
     model = onnx.load(str(fp32 / MODEL_FILE))
     fold_weight_transposes(model, {name for name, width in bits.items() if width in GATHER_BITS})
+    quantize_gathers_8bit(model, {name for name, width in bits.items() if width == 8})
     for width in (8, 4):
         nodes = sorted(name for name, b in bits.items() if b == width)
         if not nodes:
             continue
-        ops = WEIGHT_OPS if width in GATHER_BITS else ("MatMul",)
+        ops = WEIGHT_OPS if width == 4 else ("MatMul",)
         config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
                                               bits=width, op_types_to_quantize=ops)
         others = [node.name for node in model.graph.node if node.op_type in ops and node.name not in nodes]
@@ -135,8 +143,61 @@ def quantize(fp32: Path, out: Path, bits: dict[str, int]) -> Path:
                                          op_types_to_quantize=ops, algo_config=config)
         _quietly(quantizer.process)
         model = quantizer.model.model
+    if int4:
+        replace_4bit_weights(model, {name: int4[name] for name, b in bits.items() if b == 4 and name in int4})
     _save(model, out / MODEL_FILE)
     return out
+
+
+def quantize_gathers_8bit(model, names: set[str]) -> int:
+    """Each named Gather of a float table becomes an 8-bit GatherBlockQuantized (uint8 codes around the implicit
+    zero point 128, one scale per block of BLOCK_SIZE along the hidden axis): onnxruntime's quantizer writes only
+    4-bit tables. A table whose width is not a multiple of BLOCK_SIZE stays float. Returns how many."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    initializers = {init.name: init for init in model.graph.initializer}
+    done = 0
+    for index, node in enumerate(list(model.graph.node)):
+        table = initializers.get(node.input[0]) if node.op_type == "Gather" and node.name in names else None
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if table is None or len(table.dims) != 2 or table.dims[1] % BLOCK_SIZE or axis != 0 \
+                or table.data_type != onnx.TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(table).reshape(table.dims[0], -1, BLOCK_SIZE)
+        scales = np.abs(values).max(axis=2) / 127.0
+        scales[scales == 0] = 1.0
+        codes = (np.clip(np.round(values / scales[..., None]), -127, 127) + 128).astype(np.uint8)
+        model.graph.initializer.extend([numpy_helper.from_array(codes.reshape(table.dims), f"{table.name}_Q8"),
+                                        numpy_helper.from_array(scales.astype(np.float32), f"{table.name}_scales8")])
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, helper.make_node(
+            "GatherBlockQuantized", [f"{table.name}_Q8", node.input[1], f"{table.name}_scales8"], list(node.output),
+            name=f"{node.name}_Q8", domain="com.microsoft", gather_axis=0, quantize_axis=1, block_size=BLOCK_SIZE,
+            bits=8))
+        if not any(table.name in n.input for n in model.graph.node):
+            model.graph.initializer.remove(table)
+        done += 1
+    if done and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return done
+
+
+def replace_4bit_weights(model, weights: dict) -> None:
+    """Write each node's own codes and scales into the 4-bit MatMulNBits the quantizer made of it (named
+    `<node>_Q4`; same layout, so the kernel is unchanged)."""
+    from onnx import numpy_helper
+
+    made = {node.name: node for node in model.graph.node if node.op_type == "MatMulNBits"}
+    initializers = {init.name: init for init in model.graph.initializer}
+    for name, weight in weights.items():
+        node = made.get(f"{name}_Q4")
+        if node is None:
+            raise ExportError(f"the 4-bit quantizer left no MatMulNBits for {name}")
+        for index, value in ((1, weight.packed()), (2, weight.scales)):
+            old = initializers[node.input[index]]
+            value = value.reshape(tuple(old.dims)).astype(numpy_helper.to_array(old).dtype)
+            old.CopyFrom(numpy_helper.from_array(value, old.name))
 
 
 def _quietly(call) -> None:

@@ -46,6 +46,7 @@ class LlmJob:
     prompt_origin: str = ""
     prompts: list[str] = field(default_factory=list)
     long_prompt: str = ""
+    tokenizer: object = None
     spans: list[Window] = field(default_factory=list)
     fp32: Path | None = None
     matrices: list = field(default_factory=list)
@@ -107,14 +108,24 @@ def _text(job: LlmJob) -> None:
     text, job.text_origin = held_out_text(job.config.text_data)
     job.prompts, job.prompt_origin = prompts(job.config.prompts)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(job.model.folder), local_files_only=True)
+        job.tokenizer = transformers.AutoTokenizer.from_pretrained(str(job.model.folder), local_files_only=True)
     except Exception as exc:  # a damaged tokenizer file fails anywhere inside transformers
         raise UsageError(f"{job.model.description}: its tokenizer does not load ({str(exc)[:200]})") from None
-    ids = np.asarray(tokenizer(text)["input_ids"], dtype=np.int64)[: job.settings.max_tokens + 1]
+    ids = np.asarray(job.tokenizer(text)["input_ids"], dtype=np.int64)[: job.settings.max_tokens + 1]
     if len(ids) < 2:
         raise UsageError("--text-data: fewer than two tokens of text to score")
     job.spans = windows(ids, job.settings.window, job.settings.stride)
     job.long_prompt = text
+
+
+def _calibrate(job: LlmJob):
+    """GPTQ's 4-bit weights from the calibration text (--calib-data; never the held-out text)."""
+    from .calibration import calibrate, calibration_windows
+
+    spans, origin = calibration_windows(job.tokenizer, job.config.calib_data, job.settings)
+    _say(job, f"onnx-int4: GPTQ rounding of {len(job.matrices)} weight matrices against "
+              f"{sum(len(s) for s in spans)} tokens of calibration text")
+    return calibrate(job.fp32, job.matrices, spans, job.model.folder), origin
 
 
 def _reference(job: LlmJob) -> None:
@@ -137,7 +148,7 @@ def _build_model(job: LlmJob, target: str, folder: Path) -> tuple[dict | None, d
                 shutil.copy2(item, folder / item.name)  # not a hard link: onnx refuses external data with two
         return None, _precision(job, {m.node: None for m in job.matrices})
     if width == 8:
-        bits = {m.node: (8 if m.op == "MatMul" else None) for m in job.matrices}
+        bits = {m.node: 8 for m in job.matrices}
         quantize(job.fp32, folder, bits)
         return None, _precision(job, bits)
     return _search_int4(job, folder)
@@ -146,8 +157,9 @@ def _build_model(job: LlmJob, target: str, folder: Path) -> tuple[dict | None, d
 def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
     from ..metrics.bleu import METRIC as BLEU
     from .generation import generate
-    from .search import rank, search
+    from .search import search
 
+    calibration, origin = _calibrate(job)
     budget, floor = job.config.gates.max_perplexity_increase, job.config.gates.min_bleu
     base = perplexity(job.reference)
     trial_dir = job.work / "trial"
@@ -156,7 +168,7 @@ def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
 
     def evaluate(bits):
         shutil.rmtree(trial_dir, ignore_errors=True)
-        quantize(job.fp32, trial_dir, bits)
+        quantize(job.fp32, trial_dir, bits, calibration.int4)
         increase = 100.0 * (perplexity(score(trial_dir, job.spans)) - base) / base
         bleu = None
         if increase <= budget:  # the same greedy continuations the report compares
@@ -168,15 +180,17 @@ def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
                                                                           f", BLEU {bleu:.1f} (floor {floor:g})"))
         return increase, folder_bytes(trial_dir), bleu, met
 
-    _say(job, "onnx-int4: ranking weight matrices by 4-bit output error")
-    ranking = rank(job.fp32, job.matrices, job.spans[0].ids[: job.settings.window], 4)
-    result = search(job.matrices, 4, ranking, evaluate)
+    result = search(job.matrices, 4, calibration.ranking(job.matrices), evaluate)
     shutil.rmtree(trial_dir, ignore_errors=True)
-    quantize(job.fp32, folder, result.bits)
+    quantize(job.fp32, folder, result.bits, calibration.int4)
     plain = job.work / "plain-int4"
     if result.promoted and not plain.exists():
-        quantize(job.fp32, plain, {m.node: 4 for m in job.matrices})
-    return result.to_dict(), _precision(job, result.bits)
+        quantize(job.fp32, plain, {m.node: 4 for m in job.matrices}, calibration.int4)
+    record = {**result.to_dict(), "calibration": {"text": origin, "tokens": calibration.tokens,
+                                                  "window": job.settings.window, "rounding": "GPTQ, act-order",
+                                                  "ranked_by": calibration.ranked_by,
+                                                  "seconds": round(calibration.seconds, 1)}}
+    return record, _precision(job, result.bits)
 
 
 def _precision(job: LlmJob, bits: dict) -> dict:
@@ -209,7 +223,8 @@ def _build_target(job: LlmJob, target: str):
                    "precision": precision, "parameters": weight_parameters(job.matrices),
                    "flops_per_token": 2 * sum(m.parameters for m in job.matrices if m.op == "MatMul"),
                    "exporter": "onnxruntime-genai model builder (fp32, cpu); weights by onnxruntime's "
-                               f"MatMulNBitsQuantizer (block {BLOCK_SIZE}, symmetric, accuracy level {ACCURACY_LEVEL})"}
+                               f"MatMulNBitsQuantizer (block {BLOCK_SIZE}, symmetric, accuracy level {ACCURACY_LEVEL})"
+                               + ("; 4-bit MatMul codes and scales by GPTQ on calibration text" if search else "")}
         artifact = {"path": f"{MODEL_DIR}/{MODEL_FILE}", "size_bytes": bench["candidate"]["size_bytes"],
                     "runtime": "onnxruntime-genai", "sha256": sha256_file(folder / MODEL_FILE)}
         report = Report(target=target, gates=job.config.gates, artifact=artifact, metrics=metrics, bench=bench,

@@ -67,8 +67,13 @@ def _precision_lines(report) -> list[str]:
     if not search:
         return lines
     budget = report.gates.max_perplexity_increase
-    lines += ["", "Budget search (perplexity increase on the held-out windows, BLEU of continuations where it held; "
-              "matrices ranked by 4-bit output error, then the largest promoted tried back at 4 bits): "
+    calibration = search.get("calibration")
+    if calibration:
+        lines += ["", f"4-bit weights: {calibration['rounding']} rounding against {calibration['tokens']:,} tokens of "
+                      f"{calibration['text']} in windows of {calibration['window']} ({calibration['seconds']:g} s); "
+                      f"embedding tables rounded to nearest; matrices ranked by {calibration['ranked_by']}."]
+    lines += ["", "Budget search (the most sensitive matrices promoted first; perplexity increase on the held-out "
+              "windows, BLEU of continuations where it held; then the largest promoted tried back at 4 bits): "
               + "; ".join(_trial(t) for t in search["trials"]) + "."]
     kept = precision["kept_above_4_bits"]
     if not search["met"]:

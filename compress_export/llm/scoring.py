@@ -34,6 +34,40 @@ def windows(ids: np.ndarray, window: int, stride: int) -> list[Window]:
     return found
 
 
+class Feeds:
+    """A genai-built decoder's inputs for one window: the ids, an all-ones mask, positions where it takes them, and
+    every KV cache input empty."""
+
+    def __init__(self, folder: Path, inputs: list[tuple[str, list, bool]]):
+        """`inputs`: (name, shape with ints or names, whether float16) of each graph input."""
+        decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+        self.past = {}
+        for name, shape, half in inputs:
+            if name.startswith("past_key_values"):
+                heads = shape[1] if isinstance(shape[1], int) else decoder["num_key_value_heads"]
+                size = shape[3] if isinstance(shape[3], int) else decoder["head_size"]
+                self.past[name] = (heads, size, np.float16 if half else np.float32)
+        self.names = {name for name, _, _ in inputs}
+
+    @classmethod
+    def of_model(cls, folder: Path, model) -> Feeds:
+        import onnx
+
+        return cls(folder, [(value.name, [d.dim_value if d.HasField("dim_value") else d.dim_param
+                                          for d in value.type.tensor_type.shape.dim],
+                             value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16)
+                            for value in model.graph.input])
+
+    def __call__(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        batch = ids[None].astype(np.int64)
+        feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
+        if "position_ids" in self.names:
+            feeds["position_ids"] = np.arange(len(ids), dtype=np.int64)[None]
+        for name, (heads, size, dtype) in self.past.items():
+            feeds[name] = np.zeros((1, heads, 0, size), dtype)
+        return feeds
+
+
 class Decoder:
     """A genai-built decoder in onnxruntime (all cores, spinning off); `logits(ids)` for one window."""
 
@@ -45,27 +79,11 @@ class Decoder:
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
-        decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
-        self.past = {}
-        for spec in self.session.get_inputs():
-            if spec.name.startswith("past_key_values"):
-                heads = spec.shape[1] if isinstance(spec.shape[1], int) else decoder["num_key_value_heads"]
-                size = spec.shape[3] if isinstance(spec.shape[3], int) else decoder["head_size"]
-                dtype = np.float16 if "float16" in spec.type else np.float32
-                self.past[spec.name] = (heads, size, dtype)
-        self.names = {spec.name for spec in self.session.get_inputs()}
+        self.feeds = Feeds(folder, [(spec.name, spec.shape, "float16" in spec.type)
+                                    for spec in self.session.get_inputs()])
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], self.feeds(ids))[0][0]
-
-    def feeds(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        batch = ids[None].astype(np.int64)
-        feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
-        if "position_ids" in self.names:
-            feeds["position_ids"] = np.arange(len(ids), dtype=np.int64)[None]
-        for name, (heads, size, dtype) in self.past.items():
-            feeds[name] = np.zeros((1, heads, 0, size), dtype)
-        return feeds
 
 
 def score(folder: Path, spans: list[Window], threads: int | None = None, progress=None) -> dict[str, np.ndarray]:

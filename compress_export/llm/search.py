@@ -1,7 +1,7 @@
 """The LLM quality budget: which weight matrices stay at higher precision. Every matrix starts at the target's
-width (4-bit for onnx-int4); matrices are ranked by how much 4-bit rounding changes their output on a held-out
-window (relative error of X·W, the inputs X captured from the FP32 model), and the most sensitive are promoted
-(MatMul to 8 bits, an embedding table to float) in growing groups, then by bisection, until the perplexity
+width (4-bit for onnx-int4); matrices are ranked by how much their 4-bit rounding changes their output on the
+calibration text per weight a token reads (calibration.Calibration.ranking), and the best buys are promoted
+(to 8 bits) in growing groups, then by bisection, until the perplexity
 increase on the held-out windows holds the budget. The windows are the ones the report scores, so the search's
 number is the shipped artifact's."""
 
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
+from .build import WeightMatrix
 
-from .build import BLOCK_SIZE, MODEL_FILE, WeightMatrix
-
-HIGHER = {"MatMul": 8, "Gather": None}  # a promoted matrix: INT8 MatMul; a float embedding (no 8-bit Gather)
+HIGHER = {"MatMul": 8, "Gather": 8}  # a promoted matrix: INT8 MatMul or an 8-bit embedding table
 
 
 DEMOTE_TRIES = 4
@@ -44,54 +41,12 @@ class SearchResult:
 
     def to_dict(self) -> dict:
         return {"promoted": self.promoted, "met": self.met, "trials": [t.to_dict() for t in self.trials],
-                "ranking": [{"node": node, "output_error": error} for node, error in self.ranking[:20]]}
+                "ranking": [{"node": node, "sensitivity_per_weight_read": score}
+                            for node, score in self.ranking[:20]]}
 
 
 def plan(matrices: list[WeightMatrix], width: int, promoted: set[str]) -> dict[str, int | None]:
     return {m.node: (HIGHER[m.op] if m.node in promoted else width) for m in matrices}
-
-
-def fake_quantize(weight: np.ndarray, bits: int, axis: int) -> np.ndarray:
-    """Block-wise symmetric rounding along `axis` (blocks of BLOCK_SIZE), as MatMulNBits stores it."""
-    moved = np.moveaxis(weight, axis, -1)
-    pad = (-moved.shape[-1]) % BLOCK_SIZE
-    padded = np.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(0, pad)])
-    blocks = padded.reshape(*padded.shape[:-1], -1, BLOCK_SIZE)
-    top = 2 ** (bits - 1)
-    scale = np.abs(blocks).max(axis=-1, keepdims=True) / top
-    scale[scale == 0] = 1.0
-    rounded = (np.clip(np.round(blocks / scale), -top, top - 1) * scale).reshape(padded.shape)
-    return np.moveaxis(rounded[..., : moved.shape[-1]], -1, axis)
-
-
-def rank(fp32: Path, matrices: list[WeightMatrix], ids: np.ndarray, width: int) -> list[tuple[str, float]]:
-    """(node, relative output error at `width` bits), most sensitive first."""
-    import onnx
-    from onnx import numpy_helper
-
-    from ..onnx_io import session_with_outputs
-    from .scoring import Decoder
-
-    model = onnx.load(str(fp32 / MODEL_FILE))
-    weights = {init.name: init for init in model.graph.initializer}
-    inputs = {node.name: node.input[0] if node.op_type == "MatMul" else node.input[1] for node in model.graph.node
-              if node.op_type in ("MatMul", "Gather")}
-    wanted = sorted({inputs[m.node] for m in matrices if m.op == "MatMul"})
-    captured = session_with_outputs(model, wanted)(Decoder(fp32).feeds(ids)) if wanted else {}
-    scores = []
-    for matrix in matrices:
-        weight = numpy_helper.to_array(weights[matrix.weight]).astype(np.float32)
-        if matrix.transposed:
-            weight = weight.T
-        if matrix.op == "MatMul":
-            x = captured[inputs[matrix.node]].reshape(-1, weight.shape[0])
-            exact = x @ weight
-            error = x @ (fake_quantize(weight, width, 0) - weight)
-        else:  # an embedding table: the rows of the tokens read, blocks along the hidden axis
-            exact = weight[np.unique(ids)]
-            error = fake_quantize(exact, width, 1) - exact
-        scores.append((matrix.node, float((error ** 2).sum() / max((exact ** 2).sum(), 1e-30))))
-    return sorted(scores, key=lambda item: -item[1])
 
 
 Evaluate = Callable[[dict[str, int | None]], tuple[float, int, float | None, bool]]

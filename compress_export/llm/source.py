@@ -102,6 +102,13 @@ def _load_transformers(folder: Path, gguf_file: str | None):
     return model, tokenizer
 
 
+def float_model(folder: Path):
+    """The PyTorch model of a checked folder (CausalLM.folder: safetensors, or pickles converted with trust), FP32,
+    without transformers' bars."""
+    with _quiet():
+        return _load_transformers(folder, None)[0]
+
+
 def _save_float(loaded, out: Path, origin: Path) -> Path:
     """The model as float safetensors plus its tokenizer. A GGUF-loaded model refuses save_pretrained ("quantized
     with gguf"): its config loses the quantization note and a plain copy of the same class takes the weights."""

@@ -69,8 +69,14 @@ def test_tiny_llama_exports_to_three_validated_bundles(exported):
     assert fp32["metrics"]["candidate"]["perplexity"] == fp32["metrics"]["reference"]["perplexity"]
     int4 = json.loads((out / "onnx-int4" / "report.json").read_text())
     assert int4["precision"]["weights_by_precision"].get("int4", 0) > 0 and int4["sensitivity"]["trials"]
+    calibration = int4["sensitivity"]["calibration"]
+    assert calibration["tokens"] > 0 and "GPTQ" in calibration["rounding"]
+    assert calibration["ranked_by"].startswith("loss")  # the tiny Llama's modules matched every matrix
     int8 = json.loads((out / "onnx-int8" / "report.json").read_text())
-    assert set(int8["precision"]["weights_by_precision"]) == {"int8", "float"}  # the embedding table stays float
+    assert set(int8["precision"]["weights_by_precision"]) == {"int8"}  # the embedding table too (8-bit Gather)
+    gathers = [n for n in onnx.load(str(out / "onnx-int8" / "model" / "model.onnx"), load_external_data=False)
+               .graph.node if n.op_type == "GatherBlockQuantized"]
+    assert gathers and all(next(a.i for a in n.attribute if a.name == "bits") == 8 for n in gathers)
     assert int4["artifact"]["size_bytes"] < int8["artifact"]["size_bytes"] < fp32["artifact"]["size_bytes"]
     assert (out / "tradeoff.png").is_file()
 

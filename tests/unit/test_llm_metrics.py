@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from compress_export.llm.calibration import fake_quantize
 from compress_export.llm.scoring import windows
-from compress_export.llm.search import fake_quantize, search
+from compress_export.llm.search import search
 from compress_export.metrics.suite import MetricSuite
 
 

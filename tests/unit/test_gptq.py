@@ -1,0 +1,115 @@
+"""GPTQ's 4-bit rounding: it moves a layer's output on correlated inputs less than rounding to nearest, its codes and
+scales land in MatMulNBits exactly (onnxruntime computes with the weights we dequantize), and the calibration text
+is the same in every process and never the held-out text."""
+
+import numpy as np
+import pytest
+
+from compress_export.llm.calibration import fake_quantize, relative_output_error
+from compress_export.llm.gptq import LEVELS, Int4Weight, gptq
+
+
+def _correlated_inputs(rng, tokens: int, k: int) -> np.ndarray:
+    mixing = rng.normal(size=(k, k)) / np.sqrt(k) + np.eye(k)
+    scale = np.exp(rng.normal(size=k))  # channels of very different energy, as in a transformer
+    return (rng.normal(size=(tokens, k)) @ mixing * scale).astype(np.float32)
+
+
+@pytest.mark.parametrize("act_order", [True, False])
+def test_gptq_moves_the_output_less_than_rounding_to_nearest(act_order):
+    rng = np.random.default_rng(0)
+    x = _correlated_inputs(rng, 512, 96)
+    weight = rng.normal(size=(96, 40)).astype(np.float32)
+    hessian = x.T.astype(np.float64) @ x
+    rounded = gptq(weight, hessian, 32, act_order)
+    assert rounded.codes.dtype == np.uint8 and rounded.codes.max() < LEVELS
+    assert rounded.scales.shape == (40, 3)
+    ours = relative_output_error(weight, rounded.dequantized(), hessian)
+    nearest = relative_output_error(weight, fake_quantize(weight, 4, 0), hessian)
+    same_grid = Int4Weight(np.clip(np.round(weight.T / np.repeat(rounded.scales, 32, axis=1)) + 8, 0, 15)
+                           .astype(np.uint8), rounded.scales, 96)
+    assert ours < 0.7 * nearest
+    assert ours < 0.7 * relative_output_error(weight, same_grid.dequantized(), hessian)  # the error feedback's share
+    assert np.abs(x @ rounded.dequantized() - x @ weight).mean() < np.abs(x @ fake_quantize(weight, 4, 0)
+                                                                           - x @ weight).mean()
+
+
+def test_gptq_pads_a_depth_that_is_not_a_block_multiple_and_ignores_dead_inputs():
+    rng = np.random.default_rng(1)
+    x = _correlated_inputs(rng, 256, 40)
+    x[:, 3] = 0.0  # an input that never fires
+    weight = rng.normal(size=(40, 8)).astype(np.float32)
+    rounded = gptq(weight, x.T.astype(np.float64) @ x, 32)
+    assert rounded.codes.shape == (8, 64) and rounded.dequantized().shape == (40, 8)
+    assert np.isfinite(rounded.dequantized()).all()
+
+
+def test_codes_and_scales_land_in_matmulnbits_exactly(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    from compress_export.llm.build import replace_4bit_weights
+
+    rng = np.random.default_rng(2)
+    k, n = 64, 24
+    weight = rng.normal(size=(k, n)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, n])],
+                              [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=None, bits=4)
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=32, is_symmetric=True, algo_config=config)
+    quantizer.process()
+    model = quantizer.model.model
+    x = rng.normal(size=(3, k)).astype(np.float32)
+    mine = gptq(weight, (x.T @ x).astype(np.float64) + np.eye(k), 32)
+    replace_4bit_weights(model, {"mm": mine})
+    onnx.checker.check_model(model)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x @ mine.dequantized(), rtol=1e-4, atol=1e-4)
+
+
+def test_packing_puts_the_even_index_in_the_low_nibble():
+    codes = np.array([[1, 2, 15, 0]], dtype=np.uint8)
+    packed = Int4Weight(codes, np.ones((1, 1), np.float32), 4).packed()
+    assert packed.tolist() == [[[0x21, 0x0F]]]
+
+
+def test_calibration_text_is_stable_and_not_the_held_out_text():
+    from compress_export.llm.text import CALIBRATION_MODULES, DOC_MODULES, calibration_text, held_out_text
+
+    assert not set(CALIBRATION_MODULES) & set(DOC_MODULES)
+    calibration, origin = calibration_text(None)
+    held_out, _ = held_out_text(None)
+    assert " at 0x" not in calibration and " at 0x" not in held_out  # object addresses differ per process
+    assert calibration != held_out and "--calib-data" in origin
+
+
+def test_loss_sensitivity_finds_fused_projections_and_scores_only_what_changes(tmp_path):
+    pytest.importorskip("transformers")
+    from compress_export.llm.build import WeightMatrix
+    from compress_export.llm.loss_sensitivity import Edges, loss_sensitivity
+    from compress_export.llm.source import float_model
+    from tests.tiny_llm import write_tiny_llama
+
+    folder = write_tiny_llama(tmp_path / "llama")
+    model = float_model(folder)
+    attention = model.model.layers[0].self_attn
+    qkv = np.concatenate([p.weight.detach().numpy().T for p in (attention.q_proj, attention.k_proj,
+                                                                attention.v_proj)], axis=1)  # as a builder fuses it
+    up = model.model.layers[1].mlp.up_proj.weight.detach().numpy().T
+    matrices = [WeightMatrix("qkv", "MatMul", "w_qkv", qkv.shape), WeightMatrix("up", "MatMul", "w_up", up.shape),
+                WeightMatrix("same", "MatMul", "w_same", up.shape)]
+    edges = {"qkv": Edges.of(qkv), "up": Edges.of(up), "same": Edges.of(up)}
+    rng = np.random.default_rng(0)
+    rounded = {"qkv": qkv + 0.05 * rng.normal(size=qkv.shape).astype(np.float32),
+               "up": up + 0.05 * rng.normal(size=up.shape).astype(np.float32), "same": up.copy()}
+    spans = [rng.integers(0, 300, size=48) for _ in range(2)]
+    scores = loss_sensitivity(folder, matrices, edges, rounded, spans)
+    assert scores["qkv"] > 0 and scores["up"] > 0
+    assert scores["same"] < 1e-6 * scores["up"]  # an unchanged weight costs the loss nothing
+    stranger = {**edges, "up": Edges.of(up + 1.0)}  # a weight no module holds: no ranking by loss at all
+    assert loss_sensitivity(folder, matrices, stranger, rounded, spans) is None
