@@ -315,8 +315,9 @@ prune_options = _stack(
                  help="--distill and --sparsity fine-tuning: learning rate (default: 1e-3 for models under 5M "
                       "parameters, 1e-4 above)."),
     click.option("--distill-hidden", type=FiniteFloat(min=0), default=1.0, show_default=True,
-                 help="--distill: weight of hidden-state matching (each block of the layer stack against the "
-                      "original's block at the same relative depth) beside the outputs; 0 matches outputs only."),
+                 help="--distill and --qat: weight of hidden-state matching (each block of the layer stack "
+                      "against the teacher's block at the same relative depth) beside the outputs; 0 matches "
+                      "outputs only."),
     click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True,
                  help="Where --distill and --sparsity train (auto: CUDA when torch sees a GPU)."),
 )
@@ -353,8 +354,9 @@ def build_compression(o: dict, seed: int) -> tuple:
     steps: list = []
     ratio, importance, student = o.pop("prune"), o.pop("prune_importance"), o.pop("student")
     kinds = prune_kinds(o.pop("prune_kinds"), ratio)
+    hidden = o.pop("distill_hidden")
     distill = DistillSettings(epochs=o.pop("distill_epochs"), steps=o.pop("distill_steps"), lr=o.pop("distill_lr"),
-                              alpha=o["alpha"], seed=seed, device=o.pop("device"), hidden=o.pop("distill_hidden"))
+                              alpha=o["alpha"], seed=seed, device=o.pop("device"), hidden=hidden)
     if ratio is not None:
         steps.append(("prune", PruneSettings(ratio, importance, kinds)))
     if student:
@@ -369,7 +371,7 @@ def build_compression(o: dict, seed: int) -> tuple:
 
         steps.append(("sparsity", SparsitySettings(pattern, distill)))
     settings = QatSettings(epochs=o.pop("qat_epochs"), steps=o.pop("qat_steps"), lr=o.pop("lr"), alpha=o.pop("alpha"),
-                           seed=seed)
+                           seed=seed, hidden=hidden)
     if o.pop("qat"):
         steps.append(("qat", settings))
     return tuple(steps)

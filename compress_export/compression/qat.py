@@ -80,7 +80,8 @@ class QuantizationAwareTraining(CompressionMethod):
                  f"{settings['seed']}, data: {section['train_data']}"
                  f"{', with labels' if section['labels'] else ', no labels'}); "
                  f"{section['fake_quantized_activations']} activations fake-quantized, {section['learned_ranges']} "
-                 f"learned ranges exported. Distillation loss {section['loss_first']:.4g} -> "
+                 f"learned ranges exported; {section.get('hidden_pairs', 0)} block outputs matched beside the outputs. "
+                 f"Distillation loss {section['loss_first']:.4g} -> "
                  f"{section['loss_last']:.4g} (`qat_loss.png`).", "",
                  "| | " + " | ".join(report.parity) + " | accuracy | size |",
                  "|---|" + "---|" * (len(report.parity) + 2)]

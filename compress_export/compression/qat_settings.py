@@ -14,6 +14,7 @@ class QatSettings:
     temperature: float = 2.0
     alpha: float = 0.5
     seed: int = 0
+    hidden: float = 1.0  # PyTorch: weight of matching each block's output to the FP32 model's (--distill-hidden)
 
 
 @dataclass
@@ -23,10 +24,12 @@ class QatResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
+    hidden_pairs: int = 0  # block outputs matched beside the final outputs
 
     def to_dict(self, settings: QatSettings) -> dict:
         return {"settings": settings.__dict__, "fake_quantized_activations": len(self.tensors),
-                "steps": self.steps, "seconds": self.seconds, "loss_first": self.losses[0] if self.losses else None,
+                "hidden_pairs": self.hidden_pairs, "steps": self.steps, "seconds": self.seconds,
+                "loss_first": self.losses[0] if self.losses else None,
                 "loss_last": self.losses[-1] if self.losses else None}
 
 

@@ -6,7 +6,9 @@ qat_products), found by matching values against the FP32 ONNX graph's tensors, w
 range the calibrator chose as the starting point and learned from there (LSQ), and per-channel
 symmetric INT8 on the weights (straight-through estimator). The loss is distillation against the
 teacher's outputs: KL with temperature on classifier logits, MSE and cosine otherwise; labels, when
-the data has them, add cross-entropy weighted by `alpha`.
+the data has them, add cross-entropy weighted by `alpha`; and each block of a layer stack matches the
+FP32 block's output (hidden_states, weight `hidden`), which teaches with every token rather than the
+pooled output alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..data import CalibrationData
 from ..errors import UsageError
 from ..onnx_io import session as onnx_session
 from ..ranges import RangeTable
+from .hidden_states import HiddenStates
 from .losses import distillation_loss
 from .qat_products import find_tensor, intercept_products, product_key, split_product_key
 from .qat_settings import QatResult, QatSettings
@@ -191,12 +194,16 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
     start = time.perf_counter()
     total = total_steps(settings.steps, settings.epochs, data)
 
+    hidden = HiddenStates(student, teacher) if settings.hidden > 0 else None
+
     def step(feeds, labels) -> float:
         with torch.no_grad():
             expected = forward(teacher, feeds)
         with quantizer.running():
             predicted = forward(student, feeds)
         loss = distillation_loss(predicted, expected, labels, settings.temperature, settings.alpha)
+        if hidden is not None:  # every token of every block teaches, not only the pooled output
+            loss = loss + settings.hidden * hidden.loss()
         return optimizer_step(optimizer, loss)
 
     try:
@@ -204,6 +211,9 @@ def fine_tune(module, forward: Callable, matched: dict[str, str], table: RangeTa
         result.steps = len(result.losses)
     finally:
         quantizer.remove()
+        if hidden is not None:
+            hidden.close()
+    result.hidden_pairs = len(hidden.pairs) if hidden is not None else 0
     student.eval()
     for parameter in student.parameters():
         parameter.requires_grad_(False)
