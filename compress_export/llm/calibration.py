@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .build import BLOCK_SIZE, MODEL_FILE, WeightMatrix
-from .gptq import Int4Weight, gptq
+from .gptq import Int4Weight, NotPositiveDefinite, gptq
 from .loss_sensitivity import Edges, loss_sensitivity
 
 ACT_ORDER = True
@@ -110,15 +110,22 @@ def calibrate(fp32: Path, matrices: list[WeightMatrix], spans: list[np.ndarray],
             rounded[matrix.node], edges[matrix.node] = fake_quantize(table, 4, 1), Edges.of(table)
             continue
         hessian = hessians[inputs[matrix.node]]
-        int4 = gptq(weight, hessian, BLOCK_SIZE, ACT_ORDER)
-        result.int4[matrix.node] = int4
-        rounded[matrix.node], edges[matrix.node] = int4.dequantized(), Edges.of(weight)
+        try:
+            int4 = gptq(weight, hessian, BLOCK_SIZE, ACT_ORDER)
+            result.int4[matrix.node] = int4
+            rounded[matrix.node] = int4.dequantized()
+        except NotPositiveDefinite:  # the quantizer's round-to-nearest stays for this matrix
+            rounded[matrix.node] = fake_quantize(weight, 4, 0)
+        edges[matrix.node] = Edges.of(weight)
         result.output_error[matrix.node] = relative_output_error(weight, rounded[matrix.node], hessian)
         if progress:
             progress()
     del model, weights, hessians
     if folder is not None:
-        result.loss_error = loss_sensitivity(folder, matrices, edges, rounded, spans[:LOSS_WINDOWS])
+        try:
+            result.loss_error = loss_sensitivity(folder, matrices, edges, rounded, spans[:LOSS_WINDOWS])
+        except MemoryError:  # a second FP32 copy in PyTorch did not fit: rank by output error
+            result.loss_error = None
     result.seconds = time.perf_counter() - start
     return result
 

@@ -22,6 +22,10 @@ DAMPING = 0.01  # of the mean Hessian diagonal
 SCALE_DIVISORS = np.linspace(7.0, 10.0, 13)  # candidate scales: block |max| / divisor
 
 
+class NotPositiveDefinite(RuntimeError):
+    """The damped Hessian has no Cholesky factor: the matrix keeps round-to-nearest."""
+
+
 @dataclass
 class Int4Weight:
     codes: np.ndarray  # [N, K padded] uint8, 0..15
@@ -103,7 +107,7 @@ def _upper_inverse_factor(h):
             return torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True)
         except RuntimeError:
             extra = max(extra * 10, 1e-6 * float(torch.diagonal(h).mean()))
-    raise RuntimeError("the calibration Hessian is not positive definite")
+    raise NotPositiveDefinite("the calibration Hessian is not positive definite")
 
 
 def _best_scale(columns, importance):

@@ -113,3 +113,10 @@ def test_loss_sensitivity_finds_fused_projections_and_scores_only_what_changes(t
     assert scores["same"] < 1e-6 * scores["up"]  # an unchanged weight costs the loss nothing
     stranger = {**edges, "up": Edges.of(up + 1.0)}  # a weight no module holds: no ranking by loss at all
     assert loss_sensitivity(folder, matrices, stranger, rounded, spans) is None
+
+
+def test_a_hessian_without_cholesky_factor_is_refused_not_rounded_wrongly():
+    from compress_export.llm.gptq import NotPositiveDefinite
+
+    with pytest.raises(NotPositiveDefinite):
+        gptq(np.ones((32, 4), np.float32), -np.eye(32), 32)
