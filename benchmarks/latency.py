@@ -74,7 +74,9 @@ def onnxruntime_dynamic(fp32: Path, out: Path) -> None:
     del model.graph.value_info[:]
     stripped = out.with_suffix(".stripped.onnx")
     onnx.save_model(model, str(stripped))
-    quantize_dynamic(str(stripped), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    # DefaultTensorType: the fused graph's com.microsoft ops leave some tensors untyped for shape inference
+    quantize_dynamic(str(stripped), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def optimized_then_dynamic(fp32: Path, out: Path) -> None:
