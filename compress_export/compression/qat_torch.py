@@ -120,8 +120,9 @@ class FakeQuantizer:
         self._saved = {}
         self.products: dict[tuple[int, int], str] = {}
         for name, tensor in self.matched.items():
-            if split_product_key(name) is not None:
-                self.products[split_product_key(name)] = tensor
+            product = split_product_key(name)
+            if product is not None:
+                self.products[product] = tensor
                 continue
             child = self.modules[name]
             self._saved[name] = child.forward

@@ -186,7 +186,7 @@ def quantize_gathers_8bit(model, names: set[str]) -> int:
 def replace_4bit_weights(model, weights: dict) -> None:
     """Write each node's own codes and scales into the 4-bit MatMulNBits the quantizer made of it (named
     `<node>_Q4`; same layout, so the kernel is unchanged)."""
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     made = {node.name: node for node in model.graph.node if node.op_type == "MatMulNBits"}
     initializers = {init.name: init for init in model.graph.initializer}
@@ -196,7 +196,7 @@ def replace_4bit_weights(model, weights: dict) -> None:
             raise ExportError(f"the 4-bit quantizer left no MatMulNBits for {name}")
         for index, value in ((1, weight.packed()), (2, weight.scales)):
             old = initializers[node.input[index]]
-            value = value.reshape(tuple(old.dims)).astype(numpy_helper.to_array(old).dtype)
+            value = value.reshape(tuple(old.dims)).astype(helper.tensor_dtype_to_np_dtype(old.data_type))
             old.CopyFrom(numpy_helper.from_array(value, old.name))
 
 

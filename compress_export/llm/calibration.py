@@ -63,7 +63,7 @@ def matmul_inputs(model, matrices: list[WeightMatrix]) -> dict[str, str]:
     return {node.name: node.input[0] for node in model.graph.node if node.name in wanted}
 
 
-def input_hessians(model, feeds, names: list[str], spans: list[np.ndarray], progress=None) -> dict[str, np.ndarray]:
+def input_hessians(model, feeds, names: list[str], spans: list[np.ndarray]) -> dict[str, np.ndarray]:
     """{input tensor: XᵀX [K, K] float64} over the token windows `spans`."""
     from ..onnx_io import session_with_outputs
 
@@ -75,13 +75,11 @@ def input_hessians(model, feeds, names: list[str], spans: list[np.ndarray], prog
             x = captured[name].reshape(-1, captured[name].shape[-1]).astype(np.float32)
             product = (x.T @ x).astype(np.float64)
             sums[name] = sums[name] + product if name in sums else product
-        if progress:
-            progress()
     return sums
 
 
-def calibrate(fp32: Path, matrices: list[WeightMatrix], spans: list[np.ndarray], folder: Path | None = None,
-              progress=None) -> Calibration:
+def calibrate(fp32: Path, matrices: list[WeightMatrix], spans: list[np.ndarray], folder: Path | None = None
+              ) -> Calibration:
     """GPTQ 4-bit weights of every MatMul in `matrices`, from the inputs the FP32 model sees on `spans`, every
     matrix's relative output error at 4 bits, and with the Hugging Face `folder` its loss sensitivity on the first
     LOSS_WINDOWS spans."""
@@ -118,8 +116,6 @@ def calibrate(fp32: Path, matrices: list[WeightMatrix], spans: list[np.ndarray],
             rounded[matrix.node] = fake_quantize(weight, 4, 0)
         edges[matrix.node] = Edges.of(weight)
         result.output_error[matrix.node] = relative_output_error(weight, rounded[matrix.node], hessian)
-        if progress:
-            progress()
     del model, weights, hessians
     if folder is not None:
         try:
