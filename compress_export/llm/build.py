@@ -75,6 +75,13 @@ class WeightMatrix:
     weight: str  # the initializer
     shape: tuple[int, ...]  # as the node reads it
     transposed: bool = False  # the node reads the initializer through a Transpose
+    parent: str | None = None  # a piece of a fused MatMul (one module's columns): the node it is part of
+    columns: tuple[int, int] | None = None  # the piece's columns of the parent's weight
+    module: str | None = None  # the piece's module in the source model (model.layers.3.self_attn.v_proj)
+
+    @property
+    def label(self) -> str:
+        return f"{self.node} ({self.module})" if self.module else self.node
 
     @property
     def parameters(self) -> int:
@@ -107,15 +114,29 @@ def weight_matrices(model) -> list[WeightMatrix]:
     return found
 
 
+def piece(matrix: WeightMatrix, first: int, stop: int, module: str | None = None) -> WeightMatrix:
+    """The columns first..stop of a MatMul's weight (one module of a fused projection) as a unit of its own: the
+    search can keep it at a width of its own (a fused q/k/v whose v is the sensitive part)."""
+    return WeightMatrix(piece_name(matrix.node, first, stop), matrix.op, matrix.weight, (matrix.shape[0], stop - first),
+                        parent=matrix.node, columns=(first, stop), module=module)
+
+
+def piece_name(node: str, first: int, stop: int) -> str:
+    return f"{node}[{first}:{stop}]"
+
+
 def weight_parameters(matrices: list[WeightMatrix]) -> int:
     """Parameters of the weight matrices, each initializer once: a tied embedding is the LM head's weight read
     through a Transpose, one tensor for two nodes."""
     return sum({m.weight: m.parameters for m in matrices}.values())
 
 
-def quantize(fp32: Path, out: Path, bits: dict[str, int], int4: dict | None = None) -> Path:
+def quantize(fp32: Path, out: Path, bits: dict[str, int], int4: dict | None = None,
+             pieces: list[WeightMatrix] = ()) -> Path:
     """Copy the FP32 build to `out` with each named node's weight at its bit width (4 or 8; absent: float). A
-    4-bit MatMul named in `int4` (node -> gptq.Int4Weight) gets those codes and scales instead of round-to-nearest."""
+    4-bit MatMul named in `int4` (node -> gptq.Int4Weight) gets those codes and scales instead of round-to-nearest.
+    `bits` may name `pieces` (parts of a fused MatMul) instead of their node: a node whose pieces differ in width is
+    split into one MatMul per run of equal width, joined by a Concat; one whose pieces agree stays whole."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -127,6 +148,7 @@ def quantize(fp32: Path, out: Path, bits: dict[str, int], int4: dict | None = No
         if item.is_file() and not item.name.startswith(MODEL_FILE):
             shutil.copy2(item, out / item.name)
     model = onnx.load(str(fp32 / MODEL_FILE))
+    bits, int4 = split_mixed_widths(model, bits, dict(int4 or {}), pieces)
     fold_weight_transposes(model, {name for name, width in bits.items() if width in GATHER_BITS})
     quantize_gathers_8bit(model, {name for name, width in bits.items() if width == 8})
     for width in (8, 4):
@@ -147,6 +169,50 @@ def quantize(fp32: Path, out: Path, bits: dict[str, int], int4: dict | None = No
         replace_4bit_weights(model, {name: int4[name] for name, b in bits.items() if b == 4 and name in int4})
     _save(model, out / MODEL_FILE)
     return out
+
+
+def split_mixed_widths(model, bits: dict, int4: dict, pieces: list[WeightMatrix]) -> tuple[dict, dict]:
+    """Resolve piece widths to nodes: (bits by node, int4 by node). Where a node's pieces ask for different widths
+    the node becomes one MatMul per run of equal width (`<node>/columns<a>_<b>`, its own slice of the weight and of
+    the GPTQ codes), their outputs concatenated into the original output."""
+    from onnx import helper, numpy_helper
+
+    runs: dict[str, list[list]] = {}
+    for unit in sorted((p for p in pieces if p.node in bits), key=lambda p: (p.parent, p.columns)):
+        node_runs = runs.setdefault(unit.parent, [])
+        if node_runs and node_runs[-1][2] == bits[unit.node] and node_runs[-1][1] == unit.columns[0]:
+            node_runs[-1][1] = unit.columns[1]
+        else:
+            node_runs.append([unit.columns[0], unit.columns[1], bits[unit.node]])
+    named = {p.node for p in pieces}
+    resolved = {name: width for name, width in bits.items() if name not in named}
+    initializers = {init.name: init for init in model.graph.initializer}
+    for index, node in reversed(list(enumerate(model.graph.node))):
+        node_runs = runs.get(node.name)
+        if not node_runs:
+            continue
+        if len(node_runs) == 1:
+            resolved[node.name] = node_runs[0][2]
+            continue
+        weight = numpy_helper.to_array(initializers[node.input[1]])
+        made = []
+        for first, stop, width in node_runs:
+            name = f"{node.name}/columns{first}_{stop}"
+            model.graph.initializer.append(numpy_helper.from_array(
+                np.ascontiguousarray(weight[:, first:stop]), f"{node.input[1]}/columns{first}_{stop}"))
+            made.append(helper.make_node("MatMul", [node.input[0], f"{node.input[1]}/columns{first}_{stop}"],
+                                         [f"{name}/output_0"], name=name))
+            resolved[name] = width
+            if node.name in int4:
+                int4[name] = int4[node.name].columns(first, stop)
+        made.append(helper.make_node("Concat", [m.output[0] for m in made], list(node.output),
+                                     name=f"{node.name}/columns", axis=-1))
+        model.graph.node.remove(node)
+        for offset, new in enumerate(made):
+            model.graph.node.insert(index + offset, new)
+        if not any(initializers[node.input[1]].name in n.input for n in model.graph.node):
+            model.graph.initializer.remove(initializers[node.input[1]])
+    return resolved, int4
 
 
 def quantize_gathers_8bit(model, names: set[str]) -> int:

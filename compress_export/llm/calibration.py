@@ -23,7 +23,8 @@ LOSS_WINDOWS = 8  # calibration windows the loss sensitivity is measured on (a b
 class Calibration:
     int4: dict[str, Int4Weight] = field(default_factory=dict)  # MatMul node -> its GPTQ codes and scales
     output_error: dict[str, float] = field(default_factory=dict)  # node -> relative output error at 4 bits
-    loss_error: dict[str, float] | None = None  # node -> Σ (g·Δy)² (loss_sensitivity), where every matrix matched
+    loss_error: dict[str, float] | None = None  # unit -> Σ (g·Δy)² (loss_sensitivity), where every matrix matched
+    units: list[WeightMatrix] = field(default_factory=list)  # what the search promotes: matrices or their pieces
     tokens: int = 0
     seconds: float = 0.0
 
@@ -32,13 +33,18 @@ class Calibration:
         return "loss sensitivity (Σ (g·Δy)² on the calibration text) per weight a token reads" if self.loss_error \
             else "relative output error on the calibration text per weight a token reads"
 
-    def ranking(self, matrices: list[WeightMatrix]) -> list[tuple[str, float]]:
-        """(node, what its 4-bit rounding costs per weight a token reads), the best buy first: by the loss where
-        the PyTorch model's modules matched every matrix, else by each matrix's own output error. Per weight read,
-        because promoting a matrix slows decoding in proportion to it: a large LM head that costs little quality
-        per weight comes after many small projections."""
+    @property
+    def pieces(self) -> list[WeightMatrix]:
+        """The units that are parts of a fused MatMul (for build.quantize)."""
+        return [unit for unit in self.units if unit.parent is not None]
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """(unit, what its 4-bit rounding costs per weight a token reads), the best buy first: by the loss where
+        the PyTorch model's modules matched every matrix (a fused MatMul per module), else by each matrix's own
+        output error. Per weight read, because promoting a matrix slows decoding in proportion to it: a large LM
+        head that costs little quality per weight comes after many small projections."""
         scores = self.loss_error or self.output_error
-        read = {m.node: m.read_per_token for m in matrices}
+        read = {m.node: m.read_per_token for m in self.units}
         return sorted(((node, score / read[node]) for node, score in scores.items()),
                       key=lambda item: (-item[1], item[0]))
 
@@ -95,7 +101,7 @@ def calibrate(fp32: Path, matrices: list[WeightMatrix], spans: list[np.ndarray],
     inputs = matmul_inputs(model, matrices)
     hessians = input_hessians(model, Feeds.of_model(fp32, model), sorted(set(inputs.values())), spans)
     weights = {init.name: init for init in model.graph.initializer}
-    result = Calibration(tokens=int(sum(len(ids) for ids in spans)))
+    result = Calibration(tokens=int(sum(len(ids) for ids in spans)), units=list(matrices))
     read = np.unique(np.concatenate(spans)) if spans else np.zeros(0, np.int64)
     rounded, edges = {}, {}
     for matrix in matrices:
@@ -119,9 +125,11 @@ def calibrate(fp32: Path, matrices: list[WeightMatrix], spans: list[np.ndarray],
     del model, weights, hessians
     if folder is not None:
         try:
-            result.loss_error = loss_sensitivity(folder, matrices, edges, rounded, spans[:LOSS_WINDOWS])
+            found = loss_sensitivity(folder, matrices, edges, rounded, spans[:LOSS_WINDOWS])
         except MemoryError:  # a second FP32 copy in PyTorch did not fit: rank by output error
-            result.loss_error = None
+            found = None
+        if found is not None:
+            result.loss_error, result.units = found.scores, found.units
     result.seconds = time.perf_counter() - start
     return result
 

@@ -38,6 +38,10 @@ class Int4Weight:
         values = (self.codes.astype(np.float32) - ZERO).reshape(len(self.codes), blocks, -1) * self.scales[..., None]
         return values.reshape(len(self.codes), -1)[:, : self.k].T
 
+    def columns(self, first: int, stop: int) -> Int4Weight:
+        """The codes and scales of output columns first..stop (GPTQ rounds each column on its own)."""
+        return Int4Weight(self.codes[first:stop], self.scales[first:stop], self.k)
+
     def packed(self) -> np.ndarray:
         """MatMulNBits' B: [N, blocks, block/2] uint8, two codes a byte, the even index in the low nibble."""
         n, padded = self.codes.shape

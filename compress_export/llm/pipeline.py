@@ -146,11 +146,11 @@ def _build_model(job: LlmJob, target: str, folder: Path) -> tuple[dict | None, d
         for item in job.fp32.iterdir():
             if item.is_file():
                 shutil.copy2(item, folder / item.name)  # not a hard link: onnx refuses external data with two
-        return None, _precision(job, {m.node: None for m in job.matrices})
+        return None, _precision(job.matrices, {m.node: None for m in job.matrices})
     if width == 8:
         bits = {m.node: 8 for m in job.matrices}
         quantize(job.fp32, folder, bits)
-        return None, _precision(job, bits)
+        return None, _precision(job.matrices, bits)
     return _search_int4(job, folder)
 
 
@@ -168,7 +168,7 @@ def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
 
     def evaluate(bits):
         shutil.rmtree(trial_dir, ignore_errors=True)
-        quantize(job.fp32, trial_dir, bits, calibration.int4)
+        quantize(job.fp32, trial_dir, bits, calibration.int4, calibration.pieces)
         increase = 100.0 * (perplexity(score(trial_dir, job.spans)) - base) / base
         bleu = None
         if increase <= budget:  # the same greedy continuations the report compares
@@ -180,9 +180,9 @@ def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
                                                                           f", BLEU {bleu:.1f} (floor {floor:g})"))
         return increase, folder_bytes(trial_dir), bleu, met
 
-    result = search(job.matrices, 4, calibration.ranking(job.matrices), evaluate)
+    result = search(calibration.units, 4, calibration.ranking(), evaluate)
     shutil.rmtree(trial_dir, ignore_errors=True)
-    quantize(job.fp32, folder, result.bits, calibration.int4)
+    quantize(job.fp32, folder, result.bits, calibration.int4, calibration.pieces)
     plain = job.work / "plain-int4"
     if result.promoted and not plain.exists():
         quantize(job.fp32, plain, {m.node: 4 for m in job.matrices}, calibration.int4)
@@ -190,17 +190,18 @@ def _search_int4(job: LlmJob, folder: Path) -> tuple[dict, dict]:
                                                   "window": job.settings.window, "rounding": "GPTQ, act-order",
                                                   "ranked_by": calibration.ranked_by,
                                                   "seconds": round(calibration.seconds, 1)}}
-    return record, _precision(job, result.bits)
+    return record, _precision(calibration.units, result.bits)
 
 
-def _precision(job: LlmJob, bits: dict) -> dict:
+def _precision(units: list, bits: dict) -> dict:
+    """Parameters per width and what stayed above 4 bits; `units` the matrices or their pieces `bits` names."""
     by_width: dict[str, int] = {}
-    for matrix in job.matrices:
-        width = bits.get(matrix.node)
+    for unit in units:
+        width = bits.get(unit.node)
         key = "float" if width is None else f"int{width}"
-        by_width[key] = by_width.get(key, 0) + matrix.parameters
+        by_width[key] = by_width.get(key, 0) + unit.parameters
     return {"weights_by_precision": by_width, "block_size": BLOCK_SIZE,
-            "kept_above_4_bits": [m.node for m in job.matrices if bits.get(m.node) != 4]
+            "kept_above_4_bits": [u.label for u in units if bits.get(u.node) != 4]
             if any(b == 4 for b in bits.values()) else []}
 
 

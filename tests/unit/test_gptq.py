@@ -108,9 +108,14 @@ def test_loss_sensitivity_finds_fused_projections_and_scores_only_what_changes(t
     rounded = {"qkv": qkv + 0.05 * rng.normal(size=qkv.shape).astype(np.float32),
                "up": up + 0.05 * rng.normal(size=up.shape).astype(np.float32), "same": up.copy()}
     spans = [rng.integers(0, 300, size=48) for _ in range(2)]
-    scores = loss_sensitivity(folder, matrices, edges, rounded, spans)
-    assert scores["qkv"] > 0 and scores["up"] > 0
-    assert scores["same"] < 1e-6 * scores["up"]  # an unchanged weight costs the loss nothing
+    found = loss_sensitivity(folder, matrices, edges, rounded, spans)
+    q, k = attention.q_proj.out_features, attention.k_proj.out_features
+    pieces = [u for u in found.units if u.parent == "qkv"]
+    assert [u.columns for u in pieces] == [(0, q), (q, q + k), (q + k, qkv.shape[1])]  # scored per module
+    assert [u.module for u in pieces] == [f"model.layers.0.self_attn.{p}_proj" for p in "qkv"]
+    assert {u.node for u in found.units} == set(found.scores) == {u.node for u in pieces} | {"up", "same"}
+    assert all(found.scores[u.node] > 0 for u in pieces) and found.scores["up"] > 0
+    assert found.scores["same"] < 1e-6 * found.scores["up"]  # an unchanged weight costs the loss nothing
     stranger = {**edges, "up": Edges.of(up + 1.0)}  # a weight no module holds: no ranking by loss at all
     assert loss_sensitivity(folder, matrices, stranger, rounded, spans) is None
 
@@ -120,3 +125,39 @@ def test_a_hessian_without_cholesky_factor_is_refused_not_rounded_wrongly():
 
     with pytest.raises(NotPositiveDefinite):
         gptq(np.ones((32, 4), np.float32), -np.eye(32), 32)
+
+
+def _fused_matmul(weight):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="qkv")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, weight.shape[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, weight.shape[1]])],
+                              [numpy_helper.from_array(weight, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_pieces_of_a_fused_matmul_split_where_their_widths_differ_and_compute_the_same():
+    import onnxruntime as ort
+
+    from compress_export.llm.build import WeightMatrix, piece, split_mixed_widths
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(64, 12)).astype(np.float32)
+    whole = WeightMatrix("qkv", "MatMul", "w", weight.shape)
+    pieces = [piece(whole, 0, 6), piece(whole, 6, 9), piece(whole, 9, 12)]
+    codes = gptq(weight, np.eye(64), 32)
+    x = rng.normal(size=(2, 64)).astype(np.float32)
+
+    model = _fused_matmul(weight)
+    widths = {p.node: w for p, w in zip(pieces, (4, 4, 8), strict=True)}
+    bits, int4 = split_mixed_widths(model, widths, {"qkv": codes}, pieces)
+    assert bits == {"qkv/columns0_9": 4, "qkv/columns9_12": 8}  # equal neighbours share one MatMul
+    assert np.array_equal(int4["qkv/columns0_9"].dequantized(), codes.dequantized()[:, :9])
+    assert [n.op_type for n in model.graph.node] == ["MatMul", "MatMul", "Concat"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.allclose(session.run(None, {"x": x})[0], x @ weight, atol=1e-5)
+
+    model = _fused_matmul(weight)
+    bits, _ = split_mixed_widths(model, {p.node: 8 for p in pieces}, {}, pieces)
+    assert bits == {"qkv": 8} and [n.op_type for n in model.graph.node] == ["MatMul"]  # one width: stays fused
