@@ -117,12 +117,8 @@ def weight_matrices(model) -> list[WeightMatrix]:
 def piece(matrix: WeightMatrix, first: int, stop: int, module: str | None = None) -> WeightMatrix:
     """The columns first..stop of a MatMul's weight (one module of a fused projection) as a unit of its own: the
     search can keep it at a width of its own (a fused q/k/v whose v is the sensitive part)."""
-    return WeightMatrix(piece_name(matrix.node, first, stop), matrix.op, matrix.weight, (matrix.shape[0], stop - first),
+    return WeightMatrix(f"{matrix.node}[{first}:{stop}]", matrix.op, matrix.weight, (matrix.shape[0], stop - first),
                         parent=matrix.node, columns=(first, stop), module=module)
-
-
-def piece_name(node: str, first: int, stop: int) -> str:
-    return f"{node}[{first}:{stop}]"
 
 
 def weight_parameters(matrices: list[WeightMatrix]) -> int:
@@ -197,11 +193,9 @@ def split_mixed_widths(model, bits: dict, int4: dict, pieces: list[WeightMatrix]
         weight = numpy_helper.to_array(initializers[node.input[1]])
         made = []
         for first, stop, width in node_runs:
-            name = f"{node.name}/columns{first}_{stop}"
-            model.graph.initializer.append(numpy_helper.from_array(
-                np.ascontiguousarray(weight[:, first:stop]), f"{node.input[1]}/columns{first}_{stop}"))
-            made.append(helper.make_node("MatMul", [node.input[0], f"{node.input[1]}/columns{first}_{stop}"],
-                                         [f"{name}/output_0"], name=name))
+            name, sliced = f"{node.name}/columns{first}_{stop}", f"{node.input[1]}/columns{first}_{stop}"
+            model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight[:, first:stop]), sliced))
+            made.append(helper.make_node("MatMul", [node.input[0], sliced], [f"{name}/output_0"], name=name))
             resolved[name] = width
             if node.name in int4:
                 int4[name] = int4[node.name].columns(first, stop)
@@ -210,7 +204,7 @@ def split_mixed_widths(model, bits: dict, int4: dict, pieces: list[WeightMatrix]
         model.graph.node.remove(node)
         for offset, new in enumerate(made):
             model.graph.node.insert(index + offset, new)
-        if not any(initializers[node.input[1]].name in n.input for n in model.graph.node):
+        if not any(node.input[1] in n.input for n in model.graph.node):
             model.graph.initializer.remove(initializers[node.input[1]])
     return resolved, int4
 

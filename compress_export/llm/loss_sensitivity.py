@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import WeightMatrix, piece, piece_name
+from .build import WeightMatrix, piece
 
 CORNER = 8  # entries per side compared when matching weights by value
 
@@ -62,23 +62,21 @@ def loss_sensitivity(folder: Path, matrices: list[WeightMatrix], edges: dict[str
     if parts is None:
         return None
     names = {id(module): name for name, module in model.named_modules()}
-    units = []
-    for matrix in scored:
-        pieces = parts[matrix.node]
-        units += [piece(matrix, offset, offset + width, names.get(id(module)))
-                  for module, _op, offset, width in pieces] if len(pieces) > 1 else [matrix]
-    totals = {unit.node: 0.0 for unit in units}
+    units: list[WeightMatrix] = []
     window: dict[str, torch.Tensor] = {}  # node -> Σ over its parts of g·Δy, per token of this window
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     # the gradient flows from the embedding output on: no parameter gradients are kept
     handles = [model.get_input_embeddings().register_forward_hook(lambda _m, _i, out: out.requires_grad_(True))]
-    for node, pieces in parts.items():
-        weight = torch.from_numpy(np.ascontiguousarray(rounded[node], dtype=np.float32))
+    for matrix in scored:
+        pieces = parts[matrix.node]
+        weight = torch.from_numpy(np.ascontiguousarray(rounded[matrix.node], dtype=np.float32))
         for module, op, offset, width in pieces:
             part = weight[:, offset:offset + width] if op == "MatMul" else weight
-            unit = node if len(pieces) == 1 else piece_name(node, offset, offset + width)
-            handles.append(module.register_forward_hook(_score(part, op, window, unit)))
+            unit = matrix if len(pieces) == 1 else piece(matrix, offset, offset + width, names.get(id(module)))
+            units.append(unit)
+            handles.append(module.register_forward_hook(_score(part, op, window, unit.node)))
+    totals = {unit.node: 0.0 for unit in units}
     try:
         for ids in spans:
             batch = torch.from_numpy(np.asarray(ids, dtype=np.int64))[None]
