@@ -72,6 +72,9 @@ def test_tiny_llama_exports_to_three_validated_bundles(exported):
     calibration = int4["sensitivity"]["calibration"]
     assert calibration["tokens"] > 0 and "GPTQ" in calibration["rounding"]
     assert calibration["ranked_by"].startswith("loss")  # the tiny Llama's modules matched every matrix
+    # the search ranks the fused q/k/v per module; every piece reaches a quantized node, none is left float
+    assert "float" not in int4["precision"]["weights_by_precision"]
+    assert "MatMul" not in _ops(out / "onnx-int4" / "model" / "model.onnx")
     int8 = json.loads((out / "onnx-int8" / "report.json").read_text())
     assert set(int8["precision"]["weights_by_precision"]) == {"int8"}  # the embedding table too (8-bit Gather)
     gathers = [n for n in onnx.load(str(out / "onnx-int8" / "model" / "model.onnx"), load_external_data=False)
