@@ -48,7 +48,8 @@ class Target:
     against in its own runtime. options: the key of its family's settings (TrtOptions, TfliteOptions).
     calibrates: op types (beyond the recipe's) whose tensors calibration must cover for its placement.
     revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
-    `validate` on another machine, where the artifact's runtime may be missing."""
+    `validate` on another machine, where the artifact's runtime may be missing. finish: a rewrite that keeps the
+    numbers (kernel fusions) applied to the artifact after the budget search, then validated again."""
 
     name: str
     summary: str
@@ -62,6 +63,7 @@ class Target:
     options: str | None = None
     revalidate: str | None = None
     calibrates: tuple[str, ...] = ()  # op types beyond the recipe's whose float tensors it quantizes
+    finish: str | None = None  # "module:function(path, feeds) -> notes": run on the artifact the budget settled on
 
     @property
     def quantizes(self) -> bool:
@@ -73,6 +75,9 @@ class Target:
 
     def run_export(self, ctx: ExportContext) -> Artifact:
         return resolve(self.export)(ctx)
+
+    def run_finish(self, path, feeds) -> list[str]:
+        return resolve(self.finish)(path, feeds) if self.finish else []
 
     def revalidation(self, artifact: dict, require_engine: bool) -> tuple[dict, list[str]]:
         if self.revalidate is None:

@@ -28,8 +28,18 @@ def validate(artifact, folder: Path, job):
 
 
 def export_within_budget(job, target, ctx):
-    """Returns the artifact, its metric suite, the search (or None) and the ranges it was built with.
-    The search rewrites ONNX graphs, so it runs where the artifact is one."""
+    """Returns the artifact, its metric suite, the search (or None) and the ranges it was built with, after the
+    target's finishing rewrite (validated again, so the numbers are the shipped file's)."""
+    artifact, suite, search, ranges = _export_searched(job, target, ctx)
+    notes = target.run_finish(ctx.bundle_dir / artifact.path, job.validation.batches[0][0])
+    if notes:
+        artifact = replace(artifact, notes=artifact.notes + tuple(notes))
+        suite = validate(artifact, ctx.bundle_dir, job)
+    return artifact, suite, search, ranges
+
+
+def _export_searched(job, target, ctx):
+    """The search rewrites ONNX graphs, so it runs where the artifact is one."""
     artifact = target.run_export(ctx)
     suite = validate(artifact, ctx.bundle_dir, job)
     path = ctx.bundle_dir / artifact.path

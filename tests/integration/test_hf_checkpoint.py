@@ -58,6 +58,13 @@ def test_a_checkpoint_folder_and_a_text_file_are_a_whole_job(tmp_path, classifie
     if not classifier:
         with np.load(tmp_path / "out" / "onnx" / "reference" / "outputs.npz") as outputs:
             assert next(iter(outputs.values())).shape[1] == 32  # the pooled embedding, hidden size 32
+    # the INT8 encoder ships with its residual LayerNorms and GELUs fused, and the report says so
+    import onnx
+
+    int8 = result.reports[1].to_dict()
+    shipped = {node.op_type for node in onnx.load(str(tmp_path / "out" / "onnx-int8" / "model.onnx")).graph.node}
+    assert {"SkipLayerNormalization", "BiasGelu", "QuantizeLinear"} <= shipped
+    assert any(note.startswith("transformer fusions (") for note in int8["notes"])
 
 
 def test_pickled_checkpoint_weights_are_refused_without_running_them(tmp_path):
