@@ -186,8 +186,9 @@ def test_ctrl_c_or_sigterm_during_calibration_leaves_previous_bundle_intact(tmp_
     images = np.load(calib)["image"]
     big = tmp_path / "big.npz"
     np.savez(big, image=np.concatenate([images] * 150))
+    # a terminal's default Ctrl-C, even where this test runs with SIGINT ignored (a background job inherits that)
     process = subprocess.Popen(base + ["--calib-data", str(big), "--calib-batch", "1"], stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.time() + 120
     while "calibrating" not in seen and time.time() < deadline:
