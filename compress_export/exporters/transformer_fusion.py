@@ -56,12 +56,10 @@ def fuse_transformer_subgraphs(path: Path, feeds: dict[str, np.ndarray]) -> list
 
 
 def _run(model: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    import onnxruntime as ort
+    """Outputs of `model` on sample-major `feeds`, through the project's one session wrapper."""
+    from ..runtimes.ort_session import Session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return [np.asarray(out, dtype=np.float64) for out in session.run(None, feeds)]
+    return [np.asarray(out, dtype=np.float64) for out in Session(model, what="the fused graph").run(None, feeds)]
 
 
 @contextlib.contextmanager
