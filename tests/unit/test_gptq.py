@@ -120,6 +120,26 @@ def test_loss_sensitivity_finds_fused_projections_and_scores_only_what_changes(t
     assert loss_sensitivity(folder, matrices, stranger, rounded, spans) is None
 
 
+def test_the_lm_head_is_scored_in_runs_of_vocabulary_columns(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from compress_export.llm import loss_sensitivity as sensitivity
+    from compress_export.llm.build import WeightMatrix
+    from compress_export.llm.source import float_model
+    from tests.tiny_llm import write_tiny_llama
+
+    folder = write_tiny_llama(tmp_path / "llama")
+    head = float_model(folder).get_output_embeddings().weight.detach().numpy().T  # [hidden, vocab], as ONNX reads it
+    monkeypatch.setattr(sensitivity, "VOCAB_RUNS", (64, 128, 10_000))
+    changed = head.copy()
+    changed[:, 64:128] += 0.05 * np.random.default_rng(0).normal(size=(head.shape[0], 64)).astype(np.float32)
+    spans = [np.random.default_rng(1).integers(0, 300, size=48) for _ in range(2)]
+    found = sensitivity.loss_sensitivity(folder, [WeightMatrix("head", "MatMul", "w_head", head.shape)],
+                                         {"head": sensitivity.Edges.of(head)}, {"head": changed}, spans)
+    assert [u.columns for u in found.units] == [(0, 64), (64, 128), (128, head.shape[1])]
+    scores = [found.scores[u.node] for u in found.units]
+    assert scores[1] > 0 and scores[0] < 1e-6 * scores[1] and scores[2] < 1e-6 * scores[1]  # each run its own
+
+
 def test_a_hessian_without_cholesky_factor_is_refused_not_rounded_wrongly():
     from compress_export.llm.gptq import NotPositiveDefinite
 
