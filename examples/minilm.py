@@ -2,6 +2,7 @@
 
     python examples/minilm.py make-data --out data/minilm      # calib.npz (200) and val.npz (40)
     python examples/minilm.py make-data --held-out 200         # and held_out.npz: documentation sentences
+    python examples/minilm.py make-data --train-docs 600       # and train_docs.npz: other modules' documentation
     compress-export examples/minilm.py:factory --to onnx,onnx-dynamic,onnx-int8 \
         --calib-data data/minilm/calib.npz --val-data data/minilm/val.npz --out dist/minilm
 
@@ -46,16 +47,19 @@ def sentences(count: int, seed: int) -> list[str]:
 
 
 DOC_MODULES = ("email", "http.client", "sqlite3", "unittest", "asyncio", "socket", "threading", "subprocess")
+# real text to train on (--qat) that shares no module, and so no sentence, with the held-out DOC_MODULES
+TRAIN_DOC_MODULES = ("collections", "argparse", "json", "pathlib", "logging", "functools", "itertools", "datetime",
+                     "os", "re", "tarfile", "zipfile", "csv", "decimal")
 
 
-def doc_sentences(count: int) -> list[str]:
-    """Sentences of Python's own documentation (pydoc of DOC_MODULES): text the templates above never produce,
+def doc_sentences(count: int, modules: tuple[str, ...] = DOC_MODULES) -> list[str]:
+    """Sentences of Python's own documentation (pydoc of `modules`): text the templates above never produce,
     for checking that a compressed encoder holds on text it was not calibrated or trained on."""
     import importlib
     import pydoc
     import re
 
-    text = " ".join(pydoc.plain(pydoc.render_doc(importlib.import_module(name))) for name in DOC_MODULES)
+    text = " ".join(pydoc.plain(pydoc.render_doc(importlib.import_module(name))) for name in modules)
     found = []
     for sentence in re.split(r"(?<=[.!?])\s+", re.sub(r"\s+", " ", text.replace("|", " "))):
         words = sentence.split()
@@ -101,14 +105,21 @@ def write_npz(texts: list[str], path: Path) -> None:
              attention_mask=tokens["attention_mask"].astype(np.int64))
 
 
-def make_data(out: Path, calib: int = 200, val: int = 40, held_out: int = 0) -> tuple[Path, ...]:
+def make_data(out: Path, calib: int = 200, val: int = 40, held_out: int = 0, train_docs: int = 0
+              ) -> tuple[Path, ...]:
     calib_path, val_path = out / "calib.npz", out / "val.npz"
     write_npz(sentences(calib, seed=1), calib_path)
     write_npz(sentences(val, seed=2), val_path)
-    if not held_out:
-        return calib_path, val_path
-    write_npz(doc_sentences(held_out), out / "held_out.npz")
-    return calib_path, val_path, out / "held_out.npz"
+    paths = [calib_path, val_path]
+    held = doc_sentences(held_out) if held_out else []
+    if held:
+        write_npz(held, out / "held_out.npz")
+        paths.append(out / "held_out.npz")
+    if train_docs:
+        unseen = set(held)
+        write_npz([s for s in doc_sentences(train_docs, TRAIN_DOC_MODULES) if s not in unseen], out / "train_docs.npz")
+        paths.append(out / "train_docs.npz")
+    return tuple(paths)
 
 
 if __name__ == "__main__":
@@ -121,6 +132,9 @@ if __name__ == "__main__":
     parser.add_argument("--val", type=int, default=40)
     parser.add_argument("--held-out", type=int, default=0,
                         help="also write held_out.npz: this many sentences of Python's documentation")
+    parser.add_argument("--train-docs", type=int, default=0,
+                        help="also write train_docs.npz: up to this many sentences of other modules' documentation "
+                             "(--qat --train-data: real text to train on, none of it held out)")
     args = parser.parse_args()
-    paths = make_data(args.out, args.calib, args.val, args.held_out)
+    paths = make_data(args.out, args.calib, args.val, args.held_out, args.train_docs)
     print(" ".join(str(p) for p in paths), file=sys.stderr)

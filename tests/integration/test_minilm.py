@@ -65,3 +65,13 @@ def test_minilm_to_tflite_and_tflite_dynamic(tmp_path):
     assert reports["tflite-dynamic"]["parity"]["output"]["cosine"] >= 0.99
     fp32 = (tmp_path / "out" / "tflite" / "model.tflite").stat().st_size
     assert (tmp_path / "out" / "tflite-dynamic" / "model.tflite").stat().st_size < 0.35 * fp32
+
+
+def test_minilm_training_text_shares_no_sentence_with_the_held_out_text(tmp_path):
+    import numpy as np
+
+    paths = _example().make_data(tmp_path, calib=8, val=8, held_out=200, train_docs=600)
+    assert [path.name for path in paths] == ["calib.npz", "val.npz", "held_out.npz", "train_docs.npz"]
+    rows = {path.stem: {row.tobytes() for row in np.load(path)["input_ids"]} for path in paths[2:]}
+    assert len(rows["held_out"]) >= 150 and len(rows["train_docs"]) >= 400
+    assert not rows["held_out"] & rows["train_docs"]
