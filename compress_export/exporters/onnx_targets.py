@@ -11,9 +11,10 @@ import onnx
 from ..errors import ExportError, UsageError
 from ..graph import nodes_touching, op_types, select_nodes
 from ..onnx_io import data_file, external_files, needs_external_data, save
+from ..quiet_logs import quiet_loggers
 from ..specs import Artifact
 from .embedding_int8 import quantize_embedding_tables
-from .qdq import detach_float_readers, quantize_with_ranges, quiet_root_logger
+from .qdq import detach_float_readers, quantize_with_ranges
 from .registry import ExportContext
 
 MODEL_FILE = "model.onnx"
@@ -81,7 +82,7 @@ def export_dynamic(ctx: ExportContext) -> Artifact:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     wanted = [op for op in op_types(ctx.recipe) if op in DYNAMIC_OPS] or list(DYNAMIC_OPS)
-    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp, quiet_root_logger():
+    with tempfile.TemporaryDirectory(prefix="ce-dynamic-") as tmp, quiet_loggers(""):
         # The exporter's value_info can disagree with the quantizer's rewrite of a transposed Gemm
         # ("Inferred shape and existing shape differ"); it is derived data, re-inferred on load.
         model = onnx.load(str(ctx.fp32_onnx))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -14,21 +12,10 @@ import onnx
 from ..errors import ExportError
 from ..graph import names_read, outer_reads, sort_topologically
 from ..onnx_io import data_file, needs_external_data, save
+from ..quiet_logs import quiet_loggers
 
 # Ops whose INT8 kernel in onnxruntime writes a quantized output (QLinearConv): their output pair stays.
 INTEGER_OUTPUT_OPS = ("Conv",)
-
-
-@contextlib.contextmanager
-def quiet_root_logger():
-    """onnxruntime's quantizer warns through the root logger on every call ("consider pre-processing")."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def quantize_with_ranges(
@@ -55,7 +42,7 @@ def quantize_with_ranges(
         cache = Path(tmp) / "ranges.ort.json"
         save_tensors_data(tensors, cache)
         try:
-            with quiet_root_logger():
+            with quiet_loggers(""):  # the quantizer warns through the root logger on every call
                 quantize_static(
                     str(fp32), str(output), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=list(op_types), per_channel=per_channel,

@@ -8,8 +8,6 @@ reassociation on a validation batch) ships unfused."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +24,13 @@ def fuse_transformer_subgraphs(path: Path, feeds: dict[str, np.ndarray]) -> list
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     from ..onnx_io import save
+    from ..quiet_logs import quiet_loggers
 
     original = onnx.load(str(path))
     options = FusionOptions("bert")
     options.enable_attention = False
     options.enable_embed_layer_norm = False
-    with _quiet():
+    with quiet_loggers("onnxruntime.transformers"):  # a warning when the producer is not PyTorch, stats at INFO
         try:
             working = onnx.ModelProto()
             working.CopyFrom(original)  # the optimizer edits the model it is given
@@ -60,15 +59,3 @@ def _run(model: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     from ..runtimes.ort_session import Session
 
     return [np.asarray(out, dtype=np.float64) for out in Session(model, what="the fused graph").run(None, feeds)]
-
-
-@contextlib.contextmanager
-def _quiet():
-    """The optimizer logs a warning when the producer is not PyTorch, and its statistics at INFO."""
-    logger = logging.getLogger("onnxruntime.transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

@@ -6,6 +6,7 @@ to every matrix at once, which is why it cannot keep a sensitive matrix at 8 bit
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, require
+from ..quiet_logs import quiet_loggers
 
 MODEL_FILE = "model.onnx"
 BLOCK_SIZE = 32
@@ -159,7 +161,8 @@ def quantize(fp32: Path, out: Path, bits: dict[str, int], int4: dict | None = No
         quantizer = MatMulNBitsQuantizer(model, bits=width, block_size=BLOCK_SIZE, is_symmetric=True,
                                          accuracy_level=ACCURACY_LEVEL, nodes_to_exclude=others,
                                          op_types_to_quantize=ops, algo_config=config)
-        _quietly(quantizer.process)
+        with quiet_loggers("onnxruntime.quantization.matmul_nbits_quantizer", level=logging.WARNING):
+            quantizer.process()  # it logs a line per node at INFO
         model = quantizer.model.model
     if int4:
         replace_4bit_weights(model, {name: int4[name] for name, b in bits.items() if b == 4 and name in int4})
@@ -258,19 +261,6 @@ def replace_4bit_weights(model, weights: dict) -> None:
             old = initializers[node.input[index]]
             value = value.reshape(tuple(old.dims)).astype(helper.tensor_dtype_to_np_dtype(old.data_type))
             old.CopyFrom(numpy_helper.from_array(value, old.name))
-
-
-def _quietly(call) -> None:
-    """The quantizer logs a line per node at INFO."""
-    import logging
-
-    logger = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        call()
-    finally:
-        logger.setLevel(level)
 
 
 def folder_bytes(folder: Path) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import logging
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from ..errors import ExportError, UsageError, require
 from ..hashing import sha256_files
+from ..quiet_logs import quiet_loggers
 from ..specs import TensorSpec
 from .base import LoadedModel
 
@@ -90,7 +90,8 @@ def _load_exported_program(path: Path, trust_pickle: bool) -> LoadedModel:
         raise UsageError(f"{path}: no such file")
     check_pt2(path, trust_pickle)
     try:
-        with _quiet_torch_export():
+        # torch.export logs a full traceback for a corrupt archive before raising; the one-line error says it
+        with quiet_loggers("torch.export", "torch._export", level=logging.CRITICAL):
             program = torch.export.load(str(path))
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -106,20 +107,6 @@ def _load_exported_program(path: Path, trust_pickle: bool) -> LoadedModel:
             dims = ("batch",) + dims[1:] if dims else dims
             specs.append(TensorSpec(node.name, dims, str(value.dtype).removeprefix("torch.")))
     return TorchModel(program.module(), str(path), sha256_files(path), tuple(specs), exported=program)
-
-
-@contextlib.contextmanager
-def _quiet_torch_export():
-    """torch.export logs a full traceback for a corrupt archive before raising; the one-line error says it."""
-    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def _load_pickled_module(path: Path, trust_pickle: bool, specs: tuple[TensorSpec, ...]) -> LoadedModel:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError
+from ..quiet_logs import quiet_loggers
 from ..runtimes.base import Runner
 from ..runtimes.torch import TorchRunner, flatten_outputs
 from ..specs import TensorSpec
@@ -136,17 +137,6 @@ def _accepts_keywords(module, names: list[str]) -> bool:
     return all(name in parameters for name in names)
 
 
-class _quiet_torch:
+def _quiet_torch():
     """torch.onnx logs progress at INFO/WARNING through its own loggers; keep the CLI quiet."""
-
-    def __enter__(self):
-        self._levels = {}
-        for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "torch._export"):
-            logger = logging.getLogger(name)
-            self._levels[name] = logger.level
-            logger.setLevel(logging.ERROR)
-        return self
-
-    def __exit__(self, *exc_info):
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)
+    return quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "torch._export")

@@ -1,0 +1,23 @@
+"""Libraries that log progress, or a traceback before they raise, through their own loggers: silenced for one block
+(the CLI's one-line messages say what happened)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Inside the block the loggers `names` ("" is the root) pass only records at `level` and above (a logger
+    already stricter keeps its level); afterwards each gets its own level back."""
+    loggers = [logging.getLogger(name) if name else logging.getLogger() for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, level))
+    try:
+        yield
+    finally:
+        for logger, before in zip(loggers, levels, strict=True):
+            logger.setLevel(before)
