@@ -112,7 +112,7 @@ def make_data(out: Path, calib: int = 200, val: int = 40, held_out: int = 0, tra
     write_npz(sentences(val, seed=2), val_path)
     paths = [calib_path, val_path]
     held = doc_sentences(held_out) if held_out else []
-    if held:
+    if held_out:
         write_npz(held, out / "held_out.npz")
         paths.append(out / "held_out.npz")
     if train_docs:
