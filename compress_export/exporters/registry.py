@@ -49,7 +49,8 @@ class Target:
     calibrates: op types (beyond the recipe's) whose tensors calibration must cover for its placement.
     revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
     `validate` on another machine, where the artifact's runtime may be missing. finish: a rewrite that keeps the
-    numbers (kernel fusions) applied to the artifact after the budget search, then validated again."""
+    function (kernel fusions) applied to the artifact after the budget search, then validated again; the file
+    before it comes back when the rewritten one misses a gate the other met."""
 
     name: str
     summary: str

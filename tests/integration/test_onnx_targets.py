@@ -155,3 +155,29 @@ def test_include_ops_and_exclude_nodes_choose_what_is_quantized(tmp_path, digits
     assert convs["node_conv2d"].input[1] in dequantized
     assert convs["node_conv2d_1"].input[1] not in dequantized
     assert not any(node.op_type == "Gemm" and node.input[1] in dequantized for node in graph.node)
+
+
+def test_a_finishing_rewrite_that_costs_a_gate_is_undone(tmp_path, digits_data, monkeypatch):
+    from compress_export.exporters.registry import Target
+    from compress_export.onnx_io import save
+
+    calib, val = digits_data
+    seen = {}
+
+    def ruinous_finish(self, path, feeds):
+        model = onnx.load(str(path))
+        seen["nodes"] = len(model.graph.node)
+        output = model.graph.output[0].name
+        for node in model.graph.node:
+            node.output[:] = [f"{name}_before" if name == output else name for name in node.output]
+        model.graph.node.append(onnx.helper.make_node("Neg", [f"{output}_before"], [output]))  # misses every gate
+        save(model, path)
+        return ["fast fusions (test): 1 Fused"]
+
+    monkeypatch.setattr(Target, "run_finish", ruinous_finish)
+    result = _run(tmp_path, "onnx-int8", calib_data=str(calib), val_data=str(val))
+    report = result.reports[0].to_dict()
+    assert report["passed"] and result.exit_code == 0
+    shipped = onnx.load(str(tmp_path / "out" / "onnx-int8" / "model.onnx"))
+    assert len(shipped.graph.node) == seen["nodes"] and "Neg" not in {node.op_type for node in shipped.graph.node}
+    assert any(note.startswith("fast fusions undone") for note in report["notes"])
