@@ -165,6 +165,11 @@ def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None
         report.notes.append(f"latency measured in {artifact.runtime}, standing in for {target.runtime}: it says "
                             f"nothing of the speed on {target.runtime}")
         return
+    if target.quantizes and artifact.runtime == "onnxruntime":
+        from ..validators.time_profile import markdown, time_profile
+
+        report.context["time_profile"] = time_profile(path, baseline(job, target)[1], bench.sample, bench.settings)
+        report.sections.append(("Where the time goes", markdown(report.context["time_profile"])))
     slow = speed_warnings(report.bench["ratios"])
     report.warnings += slow
     if slow and artifact.runtime == "onnxruntime":  # the diagnosis reads onnxruntime's optimized graph

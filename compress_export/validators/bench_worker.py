@@ -2,7 +2,8 @@
 
 `latency`: the artifacts are timed interleaved (one run of each in turn), so that drift of a shared
 or virtual CPU falls on all of them alike and their ratios hold. `memory`: one artifact is loaded and
-run once per batch size; the process's own peak RSS is reported.
+run once per batch size; the process's own peak RSS is reported. `profile`: onnxruntime's per-node kernel
+times of one ONNX model at the largest batch.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ def memory(args, sample: dict[str, np.ndarray]) -> dict:
     return {**result, "peak_rss_mb": peak_rss_kb() / 1024.0}
 
 
+def profile(args, sample: dict[str, np.ndarray]) -> dict:
+    from .time_profile import profiled_node_times
+
+    feeds = tile_batch(sample, max(int(b) for b in args.batches.split(",")))
+    times = profiled_node_times([path for _, path in args.model], feeds, args.threads)
+    return {"node_times": [[[name, op, ms] for (name, op), ms in each.items()] for each in times]}
+
+
 def _model(text: str) -> tuple[str, str]:
     runtime, _, path = text.partition(":")
     return runtime, path
@@ -82,7 +91,7 @@ def _model(text: str) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["latency", "memory"])
+    parser.add_argument("mode", choices=["latency", "memory", "profile"])
     parser.add_argument("feeds")
     parser.add_argument("--model", type=_model, action="append", required=True, help="runtime:path (repeatable)")
     parser.add_argument("--batches", default="1")
@@ -94,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     with np.load(args.feeds) as npz:
         sample = {key: npz[key] for key in npz.files}
-    result = latency(args, sample) if args.mode == "latency" else memory(args, sample)
+    result = {"latency": latency, "memory": memory, "profile": profile}[args.mode](args, sample)
     print(json.dumps(result))
 
 

@@ -54,6 +54,10 @@ def test_bundle_layout_report_fields_and_revalidation(tmp_path, digits_data):
     assert report["target"] == "onnx-int8" and report["passed"] is True
     assert report["artifact"]["path"] == "model.onnx"
     assert report["artifact"]["size_bytes"] == (bundle / "model.onnx").stat().st_size
+    profile = report["time_profile"]  # both Convs and both Gemms run as integer kernels
+    assert profile["integer_ms"] > 0 and profile["batch"] == 4
+    assert abs(profile["integer_ms"] + profile["quantize_ms"] + profile["float_ms"] - profile["candidate_ms"]) < 1e-6
+    assert "## Where the time goes" in (bundle / "report.md").read_text()
     assert {"max_abs", "mean_abs", "cosine", "sqnr_db"} <= set(report["parity"]["output"])
     assert 0.95 < report["top1_agreement"] <= 1.0
     for side in ("reference", "candidate"):
