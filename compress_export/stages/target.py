@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..bundle import BundleWriter, platform_info, write_manifest
+from ..errors import CompressExportError
 from ..exporters import ExportContext, get_target
 from ..hashing import sha256_file
 from ..metrics.base import ArtifactProbe
@@ -166,10 +167,7 @@ def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None
                             f"nothing of the speed on {target.runtime}")
         return
     if target.quantizes and artifact.runtime == "onnxruntime":
-        from ..validators.time_profile import markdown, time_profile
-
-        report.context["time_profile"] = time_profile(path, baseline(job, target)[1], bench.sample, bench.settings)
-        report.sections.append(("Where the time goes", markdown(report.context["time_profile"])))
+        _time_profile(job, target, report, bench, path)
     slow = speed_warnings(report.bench["ratios"])
     report.warnings += slow
     if slow and artifact.runtime == "onnxruntime":  # the diagnosis reads onnxruntime's optimized graph
@@ -177,6 +175,18 @@ def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None
 
         report.context["fusion"] = fusion_summary(path)
         report.warnings += [f"likely cause: {cause}" for cause in slow_causes(report.context["fusion"])]
+
+
+def _time_profile(job, target, report: Report, bench, path: Path) -> None:
+    """A diagnosis, not a verdict: when the profile cannot be taken the report says so and the target stands."""
+    from ..validators.time_profile import markdown, time_profile
+
+    try:
+        report.context["time_profile"] = time_profile(path, baseline(job, target)[1], bench.sample, bench.settings)
+    except CompressExportError as exc:
+        report.warnings.append(f"no time profile: {exc}")
+        return
+    report.sections.append(("Where the time goes", markdown(report.context["time_profile"])))
 
 
 def manifest_info(job, target, artifact, report: Report, fp32: Path | None) -> dict:

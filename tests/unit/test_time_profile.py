@@ -26,3 +26,20 @@ def test_node_times_come_from_onnxruntime_profile_in_a_fresh_process(digits_onnx
     first, second = node_times_in_subprocess([digits_onnx, digits_onnx], sample, BenchSettings(batches=(1, 4)))
     assert set(first) == set(second) and {"Conv", "Gemm"} & {op for _, op in first}
     assert all(ms > 0 for ms in first.values())
+
+
+def test_a_profile_that_cannot_be_taken_leaves_a_warning_not_a_failure(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from compress_export.errors import ExportError
+    from compress_export.stages import target as target_stage
+
+    def refuse(*args):
+        raise ExportError("benchmark of model.onnx failed: no profile")
+
+    monkeypatch.setattr(profiling, "time_profile", refuse)
+    monkeypatch.setattr(target_stage, "baseline", lambda job, target: ("onnxruntime", tmp_path / "fp32.onnx"))
+    report = SimpleNamespace(context={}, sections=[], warnings=[])
+    target_stage._time_profile(None, None, report, SimpleNamespace(sample={}, settings=None), tmp_path / "m.onnx")
+    assert report.warnings == ["no time profile: benchmark of model.onnx failed: no profile"]
+    assert "time_profile" not in report.context and report.sections == []
