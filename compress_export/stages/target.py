@@ -174,7 +174,8 @@ def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None
         from ..validators.fusion import fusion_summary, slow_causes
 
         report.context["fusion"] = fusion_summary(path)
-        report.warnings += [f"likely cause: {cause}" for cause in slow_causes(report.context["fusion"])]
+        report.warnings += [f"likely cause: {cause}" for cause in slow_causes(report.context["fusion"],
+                                                                              report.context.get("time_profile"))]
 
 
 def _time_profile(job, target, report: Report, bench, path: Path) -> None:

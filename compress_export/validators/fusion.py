@@ -45,9 +45,9 @@ def fusion_summary(model_path: Path) -> dict:
     }
 
 
-def slow_causes(summary: dict) -> list[str]:
-    """Plain-words reasons an INT8 graph can lose to FP32, from `fusion_summary`; none for a graph that
-    holds no quantization at all (FP16, FP32)."""
+def slow_causes(summary: dict, profile: dict | None = None) -> list[str]:
+    """Plain-words reasons an INT8 graph can lose to FP32, from `fusion_summary` and, where one was taken, the
+    time profile (`time_profile.py`); none for a graph that holds no quantization at all (FP16, FP32)."""
     ops = summary.get("ops", {})
     if not summary["integer_kernels"] and not any(ops.get(op) for op in ("QuantizeLinear", "DequantizeLinear",
                                                                           "DynamicQuantizeLinear")):
@@ -62,6 +62,12 @@ def slow_causes(summary: dict) -> list[str]:
     total = summary["integer_kernels"] + summary["float_compute"]
     if total and summary["float_compute"] > summary["integer_kernels"]:
         causes.append(f"{summary['float_compute']} of {total} compute ops still run in float (FP32 islands)")
+    slowest = (profile or {}).get("slowest_float_nodes") or []
+    if slowest and profile["candidate_ms"] > 0 and profile["float_ms"] >= 0.3 * profile["candidate_ms"]:
+        node = slowest[0]
+        causes.append(f"float ops take {profile['float_ms'] / profile['candidate_ms']:.0%} of its time (\"Where the "
+                      f"time goes\"), the most {node['op']} `{node['node']}` at "
+                      f"{node['ms'] / profile['candidate_ms']:.0%}")
     if not causes:
         causes.append(f"no structural cause: all {summary['integer_kernels']} quantized ops run as integer "
                       "kernels with nothing unfused; in a model this small, quantizing inputs and dequantizing "

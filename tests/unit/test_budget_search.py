@@ -111,3 +111,16 @@ def test_slow_causes_name_unfused_pairs_and_float_islands():
     (fused,) = slow_causes({"integer_kernels": 9, "float_compute": 1, "unfused_dequantize": 0, "unfused_readers": [],
                             "ops": {}})
     assert fused.startswith("no structural cause: all 9 quantized ops run as integer kernels")
+
+
+def test_slow_causes_name_the_float_node_the_time_profile_found():
+    from compress_export.validators.fusion import slow_causes
+    from compress_export.validators.time_profile import split
+
+    fused = {"integer_kernels": 4, "float_compute": 0, "unfused_dequantize": 0, "unfused_readers": [], "ops": {}}
+    profile = split({("conv", "QLinearConv"): 0.1, ("Transpose_7", "Transpose"): 0.19, ("pool", "MaxPool"): 0.01},
+                    {("conv", "Conv"): 0.4}, batch=32)
+    (cause,) = slow_causes(fused, profile)
+    assert cause == 'float ops take 67% of its time ("Where the time goes"), the most Transpose `Transpose_7` at 63%'
+    quick = split({("conv", "QLinearConv"): 0.9, ("Transpose_7", "Transpose"): 0.1}, {("conv", "Conv"): 0.4}, 32)
+    assert slow_causes(fused, quick)[0].startswith("no structural cause")
