@@ -31,6 +31,8 @@ def export_within_budget(job, target, ctx):
     """Returns the artifact, its metric suite, the search (or None) and the ranges it was built with, after the
     target's finishing rewrite (validated again, so the numbers are the shipped file's)."""
     artifact, suite, search, ranges = _export_searched(job, target, ctx)
+    if not target.finish:
+        return artifact, suite, search, ranges
     path = ctx.bundle_dir / artifact.path
     unfinished = _read_files(path)
     notes = target.run_finish(path, job.validation.batches[0][0])

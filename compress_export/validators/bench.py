@@ -82,11 +82,8 @@ def node_times_in_subprocess(paths: list[Path], sample: dict[str, np.ndarray],
                               settings: BenchSettings) -> list[dict[tuple[str, str], float]]:
     """onnxruntime's per-node kernel times (ms per run) of each ONNX model at the largest batch, each alone in a
     fresh process (PP-OCRv4's detector profiled beside another large session read its elementwise ops 2.7x slower)."""
-    times = []
-    for path in paths:
-        (each,) = _worker("profile", [("onnxruntime", path)], sample, settings)["node_times"]
-        times.append({(name, op): ms for name, op, ms in each})
-    return times
+    return [{(name, op): ms for name, op, ms in _worker("profile", [("onnxruntime", path)], sample, settings)
+             ["node_times"]} for path in paths]
 
 
 def memory_in_subprocess(runtime: str, path: Path, sample: dict[str, np.ndarray], settings: BenchSettings) -> dict:

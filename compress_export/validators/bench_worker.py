@@ -79,9 +79,10 @@ def memory(args, sample: dict[str, np.ndarray]) -> dict:
 def profile(args, sample: dict[str, np.ndarray]) -> dict:
     from .time_profile import profiled_node_times
 
+    _, path = args.model[0]  # one model per process
     feeds = tile_batch(sample, max(int(b) for b in args.batches.split(",")))
-    times = profiled_node_times([path for _, path in args.model], feeds, args.threads)
-    return {"node_times": [[[name, op, ms] for (name, op), ms in each.items()] for each in times]}
+    times = profiled_node_times(path, feeds, args.threads)
+    return {"node_times": [[name, op, ms] for (name, op), ms in times.items()]}
 
 
 def _model(text: str) -> tuple[str, str]:

@@ -22,29 +22,26 @@ RUNS = 3
 SLOWEST = 8
 
 
-def profiled_node_times(paths: list[Path], feeds: dict[str, np.ndarray],
-                        threads: int | None = None) -> list[dict[tuple[str, str], float]]:
-    """{(node name, op type): ms per run} of each model as onnxruntime executes it, averaged over RUNS after a
-    warm-up run."""
+def profiled_node_times(path: Path, feeds: dict[str, np.ndarray],
+                        threads: int | None = None) -> dict[tuple[str, str], float]:
+    """{(node name, op type): ms per run} of one model as onnxruntime executes it, averaged over RUNS after a
+    warm-up run. One model per process: beside another large session its elementwise ops profile slower."""
     import onnxruntime as ort
 
     from ..runtimes.ort_session import Session
 
     with tempfile.TemporaryDirectory(prefix="ce-profile-") as tmp:
-        sessions = []
-        for index, path in enumerate(paths):
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            options.enable_profiling = True
-            options.profile_file_prefix = str(Path(tmp) / f"profile{index}")
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            if threads:
-                options.intra_op_num_threads = threads
-            sessions.append(Session(str(path), options, Path(path).name))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
+        session = Session(str(path), options, Path(path).name)
         for _ in range(RUNS + 1):
-            for session in sessions:
-                session.run(None, feeds)
-        return [_kernel_times(json.loads(Path(session.session.end_profiling()).read_text())) for session in sessions]
+            session.run(None, feeds)
+        return _kernel_times(json.loads(Path(session.session.end_profiling()).read_text()))
 
 
 def _kernel_times(events: list[dict]) -> dict[tuple[str, str], float]:
@@ -70,7 +67,7 @@ def time_profile(candidate: Path, reference: Path, sample: dict[str, np.ndarray]
 
 
 def split(mine: dict[tuple[str, str], float], theirs: dict[tuple[str, str], float], batch: int) -> dict:
-    total = sum(mine.values())
+    total, reference = sum(mine.values()), sum(theirs.values())
     integer = sum(ms for (_, op), ms in mine.items() if op in INTEGER_KERNELS)
     quantize = sum(ms for (_, op), ms in mine.items() if op in QUANTIZE_OPS)
     float_nodes = sorted(((ms, name, op) for (name, op), ms in mine.items()
@@ -81,12 +78,12 @@ def split(mine: dict[tuple[str, str], float], theirs: dict[tuple[str, str], floa
     outside = total - integer
     return {
         "batch": batch,
-        "reference_ms": sum(theirs.values()),
+        "reference_ms": reference,
         "candidate_ms": total,
         "integer_ms": integer,
         "quantize_ms": quantize,
         "float_ms": total - integer - quantize,
-        "ceiling": sum(theirs.values()) / outside if outside > 0 else None,
+        "ceiling": reference / outside if outside > 0 else None,
         "float_ops": {op: ms for op, ms in by_op.most_common(6)},
         "slowest_float_nodes": [{"node": name, "op": op, "ms": ms} for ms, name, op in float_nodes[:SLOWEST]],
     }
