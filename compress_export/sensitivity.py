@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from .data import batch_rows
-from .metrics import all_metrics
+from .metrics import all_gates, all_metrics
 from .metrics.gates import Gates, meets, ranking_key
 from .metrics.gates import score as gate_scores
 from .metrics.suite import MetricSuite
@@ -94,9 +94,10 @@ class SearchResult:
     samples: int = 0
     note: str | None = None
     speed_cost: dict = field(default_factory=dict)  # speed_cost() of the float tensors
+    weight_limit: dict | None = None  # weight_limit(): what the INT8 weights alone cost, when the budget is missed
 
     def to_dict(self) -> dict:
-        return {
+        return {"weight_limit": self.weight_limit,
             "note": self.note,
             "budget_met": self.met, "kept_in_float": self.float_tensors, "float_nodes": self.float_nodes,
             "all_quantized": self.baseline,
@@ -235,7 +236,43 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
             kept, score = [*kept, row["tensor"]], trial
         if evaluator.meets(score):
             break
-    return result(kept, score, choice, ranking)
+    if evaluator.meets(score) or not candidates:
+        return result(kept, score, choice, ranking)
+    limit = weight_limit(evaluator, candidates, ranges)
+    if limit["reachable"]:
+        # Floated one at a time, no set met the budget though all in float does: come from the other end.
+        kept, score = requantize(evaluator, ranking, limit["every_activation_float"], ranges, on_step) or (kept, score)
+    searched = result(kept, score, choice, ranking)
+    searched.weight_limit = limit
+    return searched
+
+
+def requantize(evaluator: Evaluator, ranking: Sequence[dict], every: dict,
+               ranges: Mapping[str, tuple[float, float]], on_step: Callable[[], None] | None = None
+               ) -> tuple[list[str], dict] | None:
+    """From every activation in float (which meets the budget), quantize tensors back one at a time while the
+    budget holds, the most MACs first (the most speed back; ties: the least cosine gained in float first). None
+    when no tensor can be quantized again: an artifact with nothing in INT8 is not this target's."""
+    kept, score = [row["tensor"] for row in ranking], every
+    for row in sorted(ranking, key=lambda row: (-row["macs_share"], row["cosine_gain"], row["tensor"])):
+        rest = [name for name in kept if name != row["tensor"]]
+        trial = evaluator.score(rest, ranges)
+        if evaluator.meets(trial):
+            kept, score = rest, trial
+        if on_step:
+            on_step()
+    return None if len(kept) == len(ranking) else (kept, score)
+
+
+def weight_limit(evaluator: Evaluator, candidates: Sequence[str], ranges: Mapping[str, tuple[float, float]]) -> dict:
+    """The score with every activation in float (only the weights rounded) and the gates it misses. Effects do
+    not add up, so missing them here does not prove a partly quantized graph cannot meet them (rounding can
+    also cancel); meeting them here is what lets the search come from the float end."""
+    every = evaluator.score(candidates, ranges)
+    missed = [{"gate": gate.name, "value": every.get(gate.score_key), "limit": evaluator.gates.limits[gate.name]}
+              for gate in all_gates()
+              if not gate.passes(every.get(gate.score_key), evaluator.gates.limits[gate.name])]
+    return {"every_activation_float": every, "reachable": not missed, "missed": missed}
 
 
 def plot_sensitivity(ranking: list[dict], path, count: int = 15) -> bool:
@@ -283,12 +320,29 @@ def markdown(search: dict) -> list[str]:
         if search["float_nodes"]:
             lines += ["Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
         lines += speed_lines(search.get("speed_cost") or {})
+    lines += weight_limit_lines(search.get("weight_limit"), search["budget_met"])
     if search["ranking"]:
         lines += ["| activation | cosine if alone in float | gain | MACs leaving INT8 |", "|---|---|---|---|"]
         lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} | "
                   f"{row.get('macs_share', 0.0):.1%} |" for row in search["ranking"][:15]]
         lines += ["", "![sensitivity](sensitivity.png)"]
     return lines
+
+
+def weight_limit_lines(limit: dict | None, met: bool = False) -> list[str]:
+    """The report's words for `weight_limit()`, when the forward pass missed the budget."""
+    if not limit:
+        return []
+    if limit["reachable"]:
+        every = limit["every_activation_float"]["cosine"]
+        how = ("so activations were quantized back from there, the most MACs first, while the budget held" if met
+               else "but no activation could be quantized back from there within it")
+        return [f"Floated one at a time, no set met the budget; every activation in float meets it (cosine "
+                f"{every:.4f}), {how}.", ""]
+    missed = ", ".join(f"{row['gate']} {row['value']:.4f}, limit {row['limit']:g}" for row in limit["missed"])
+    return [f"Every activation in float (only the weights INT8) misses the budget too ({missed}): the weights' "
+            "rounding alone costs more than it allows on this data, so floating activations is not the lever "
+            "(`--qat` where the source can train, or `--exclude-nodes`, are).", ""]
 
 
 def speed_lines(cost: dict) -> list[str]:

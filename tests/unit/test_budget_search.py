@@ -73,6 +73,71 @@ def test_the_fallback_never_floats_every_activation():
     assert not result.met and len(result.float_tensors) == 2
 
 
+class PairScorer(Evaluator):
+    """a and b only help together (one residual branch rounded twice); c costs a little on its own."""
+
+    def __init__(self):
+        super().__init__(None, None, [], Gates(min_cosine=0.995))
+
+    def score(self, float_tensors, ranges=None):
+        self.evaluations += 1
+        floated = set(float_tensors)
+        lost = (0.0 if {"a", "b"} <= floated else 0.01) + (0.0 if "c" in floated else 0.0005)
+        return {"cosine": 1.0 - lost, "accuracy_drop": None}
+
+
+def test_when_floating_one_at_a_time_finds_no_set_the_search_quantizes_back_from_all_float():
+    result = search_budget(PairScorer(), ["a", "b", "c"], {}, "minmax")
+    # One at a time: c first (the only single gain), then a gains nothing; b, the last, is never tried.
+    # From all three in float, c goes back to INT8 and the budget holds.
+    assert result.met and sorted(result.float_tensors) == ["a", "b"]
+    assert abs(result.final["cosine"] - 0.9995) < 1e-9 and result.weight_limit["reachable"]
+
+
+class SpeedScorer(Evaluator):
+    """p and q only help together; big and small each cost a little, and the budget leaves room for one."""
+
+    LOSS = {"big": 0.003, "small": 0.0001}  # per MAC, small costs more cosine than big
+
+    def __init__(self):
+        super().__init__(None, None, [], Gates(min_cosine=0.99695),
+                         costs={"big": {"macs_share": 0.5}, "small": {"macs_share": 0.01}})
+
+    def score(self, float_tensors, ranges=None):
+        self.evaluations += 1
+        floated = set(float_tensors)
+        lost = (0.0 if {"p", "q"} <= floated else 0.01) + sum(v for k, v in self.LOSS.items() if k not in floated)
+        return {"cosine": 1.0 - lost, "accuracy_drop": None}
+
+
+def test_from_the_float_end_the_layer_with_the_most_macs_goes_back_to_int8_first():
+    result = search_budget(SpeedScorer(), ["big", "small", "p", "q"], {}, "minmax")
+    # Either of big and small fits the budget back in INT8, not both: big brings back 50x the MACs, though
+    # small is the cheaper one in cosine, alone and per MAC.
+    assert result.met and sorted(result.float_tensors) == ["p", "q", "small"]
+
+
+class RoundedWeightsScorer(KnownScorer):
+    """Every configuration also loses 0.02 to the weights' rounding, which no float activation gives back."""
+
+    def score(self, float_tensors, ranges=None):
+        score = super().score(float_tensors, ranges)
+        return {**score, "cosine": score["cosine"] - 0.02}
+
+
+def test_a_budget_that_every_activation_in_float_misses_is_reported_as_the_weights_doing():
+    from compress_export.sensitivity import markdown
+
+    result = search_budget(RoundedWeightsScorer("minmax", min_cosine=0.99), list(LOSS), {}, "minmax")
+    limit = result.weight_limit
+    assert not result.met and not limit["reachable"]
+    assert limit["missed"] == [{"gate": "min_cosine", "value": limit["every_activation_float"]["cosine"],
+                                "limit": 0.99}]
+    assert abs(limit["every_activation_float"]["cosine"] - 0.98) < 1e-9
+    text = "\n".join(markdown(result.to_dict()))
+    assert "Every activation in float (only the weights INT8) misses the budget too (min_cosine 0.9800" in text
+
+
 def _qdq_model(dtype: int) -> onnx.ModelProto:
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
              helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["y"], name="dq")]
