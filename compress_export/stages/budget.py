@@ -99,13 +99,21 @@ def _search(job, ctx, path: Path, runtime: str):
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:
-        search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: bar.update(1))
+        search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: _step(bar))
     search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
     search.speed_cost = speed_cost(evaluator.costs, search.float_tensors, macs)
     ranges = ctx.ranges
     if search.range_choice and search.range_choice.ranges:
         ranges = ctx.ranges.with_ranges(search.range_choice.label, search.range_choice.ranges)
     return search, ranges
+
+
+def _step(bar) -> None:
+    """One trial; a search that comes back from the float end takes a second pass over the tensors."""
+    if bar.total is not None and bar.n >= bar.total:
+        bar.total += bar.total
+        bar.refresh()
+    bar.update(1)
 
 
 def _float_nodes(job, ctx, search) -> list[str]:

@@ -117,6 +117,28 @@ def test_from_the_float_end_the_layer_with_the_most_macs_goes_back_to_int8_first
     assert result.met and sorted(result.float_tensors) == ["p", "q", "small"]
 
 
+class CancellingScorer(Evaluator):
+    """x's rounding hurts only while y is float (the two cancel); a and b help only together; c costs a little."""
+
+    def __init__(self):
+        super().__init__(None, None, [], Gates(min_cosine=0.999),
+                         costs={"x": {"macs_share": 0.5}, "y": {"macs_share": 0.01}})
+
+    def score(self, float_tensors, ranges=None):
+        self.evaluations += 1
+        floated = set(float_tensors)
+        x, y = "x" not in floated, "y" not in floated  # quantized?
+        lost = (0.0 if {"a", "b"} <= floated else 0.01) + (0.0 if "c" in floated else 0.0005)
+        lost += 0.0008 if y else (0.01 if x else 0.0)
+        return {"cosine": 1.0 - lost, "accuracy_drop": None}
+
+
+def test_a_tensor_refused_early_goes_back_to_int8_in_a_later_sweep():
+    result = search_budget(CancellingScorer(), ["a", "b", "c", "x", "y"], {}, "minmax")
+    # First sweep: x (most MACs) is refused while y is float, y goes back; second sweep: x fits.
+    assert result.met and sorted(result.float_tensors) == ["a", "b", "c"]
+
+
 class RoundedWeightsScorer(KnownScorer):
     """Every configuration also loses 0.02 to the weights' rounding, which no float activation gives back."""
 
