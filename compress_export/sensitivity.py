@@ -95,16 +95,17 @@ class SearchResult:
     samples: int = 0
     note: str | None = None
     speed_cost: dict = field(default_factory=dict)  # speed_cost() of the float tensors
-    weight_limit: dict | None = None  # weight_limit(): what the INT8 weights alone cost, when the budget is missed
+    weight_limit: dict | None = None  # weight_limit(), when floating one tensor at a time missed the budget
 
     def to_dict(self) -> dict:
-        return {"weight_limit": self.weight_limit,
+        return {
             "note": self.note,
             "budget_met": self.met, "kept_in_float": self.float_tensors, "float_nodes": self.float_nodes,
             "all_quantized": self.baseline,
             "range_choice": self.range_choice.to_dict() if self.range_choice else None,
             "with_fallback": self.final, "ranking": self.ranking, "seconds": self.seconds,
             "evaluations": self.evaluations, "subsample": self.samples, "speed_cost": self.speed_cost,
+            "weight_limit": self.weight_limit,
         }
 
 
@@ -200,7 +201,8 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
                   refine: int = 8, on_step: Callable[[], None] | None = None) -> SearchResult:
     """Meet the budget with the least float: other calibrators' ranges for the whole graph, then per
     tensor for the most sensitive ones, then the most sensitive tensors back to float one at a time, never
-    all of them (then no setting meets the budget, and the result says so)."""
+    all of them; when that misses a budget that every activation in float meets, back to INT8 from there
+    (`requantize`). Otherwise no setting meets the budget, and the result says so."""
     start = time.perf_counter()
     baseline = evaluator.score([])
 
