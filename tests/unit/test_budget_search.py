@@ -73,68 +73,54 @@ def test_the_fallback_never_floats_every_activation():
     assert not result.met and len(result.float_tensors) == 2
 
 
-class PairScorer(Evaluator):
-    """a and b only help together (one residual branch rounded twice); c costs a little on its own."""
+class LossScorer(Evaluator):
+    """Cosine is 1 minus `loss(float tensors)`: interactions a per-tensor table cannot express."""
 
-    def __init__(self):
-        super().__init__(None, None, [], Gates(min_cosine=0.995))
+    def __init__(self, loss, min_cosine: float, costs: dict | None = None):
+        super().__init__(None, None, [], Gates(min_cosine=min_cosine), costs=costs or {})
+        self.loss = loss
 
     def score(self, float_tensors, ranges=None):
         self.evaluations += 1
-        floated = set(float_tensors)
-        lost = (0.0 if {"a", "b"} <= floated else 0.01) + (0.0 if "c" in floated else 0.0005)
-        return {"cosine": 1.0 - lost, "accuracy_drop": None}
+        return {"cosine": 1.0 - self.loss(set(float_tensors)), "accuracy_drop": None}
+
+
+def _pair(floated: set, first: str, second: str) -> float:
+    """Two tensors that help only together (one residual branch rounded twice)."""
+    return 0.0 if {first, second} <= floated else 0.01
 
 
 def test_when_floating_one_at_a_time_finds_no_set_the_search_quantizes_back_from_all_float():
-    result = search_budget(PairScorer(), ["a", "b", "c"], {}, "minmax")
+    # a and b help only together; c costs a little on its own.
+    scorer = LossScorer(lambda floated: _pair(floated, "a", "b") + (0.0 if "c" in floated else 0.0005), 0.995)
+    result = search_budget(scorer, ["a", "b", "c"], {}, "minmax")
     # One at a time: c first (the only single gain), then a gains nothing; b, the last, is never tried.
     # From all three in float, c goes back to INT8 and the budget holds.
     assert result.met and sorted(result.float_tensors) == ["a", "b"]
     assert abs(result.final["cosine"] - 0.9995) < 1e-9 and result.weight_limit["reachable"]
 
 
-class SpeedScorer(Evaluator):
-    """p and q only help together; big and small each cost a little, and the budget leaves room for one."""
-
-    LOSS = {"big": 0.003, "small": 0.0001}  # per MAC, small costs more cosine than big
-
-    def __init__(self):
-        super().__init__(None, None, [], Gates(min_cosine=0.99695),
-                         costs={"big": {"macs_share": 0.5}, "small": {"macs_share": 0.01}})
-
-    def score(self, float_tensors, ranges=None):
-        self.evaluations += 1
-        floated = set(float_tensors)
-        lost = (0.0 if {"p", "q"} <= floated else 0.01) + sum(v for k, v in self.LOSS.items() if k not in floated)
-        return {"cosine": 1.0 - lost, "accuracy_drop": None}
-
-
 def test_from_the_float_end_the_layer_with_the_most_macs_goes_back_to_int8_first():
-    result = search_budget(SpeedScorer(), ["big", "small", "p", "q"], {}, "minmax")
+    # p and q help only together; big and small each cost a little (per MAC, small costs more cosine than big),
+    # and the budget leaves room for one of them.
+    costs = {"big": 0.003, "small": 0.0001}
+    scorer = LossScorer(lambda floated: _pair(floated, "p", "q") + sum(v for k, v in costs.items() if k not in floated),
+                        0.99695, costs={"big": {"macs_share": 0.5}, "small": {"macs_share": 0.01}})
+    result = search_budget(scorer, ["big", "small", "p", "q"], {}, "minmax")
     # Either of big and small fits the budget back in INT8, not both: big brings back 50x the MACs, though
     # small is the cheaper one in cosine, alone and per MAC.
     assert result.met and sorted(result.float_tensors) == ["p", "q", "small"]
 
 
-class CancellingScorer(Evaluator):
-    """x's rounding hurts only while y is float (the two cancel); a and b help only together; c costs a little."""
-
-    def __init__(self):
-        super().__init__(None, None, [], Gates(min_cosine=0.999),
-                         costs={"x": {"macs_share": 0.5}, "y": {"macs_share": 0.01}})
-
-    def score(self, float_tensors, ranges=None):
-        self.evaluations += 1
-        floated = set(float_tensors)
-        x, y = "x" not in floated, "y" not in floated  # quantized?
-        lost = (0.0 if {"a", "b"} <= floated else 0.01) + (0.0 if "c" in floated else 0.0005)
-        lost += 0.0008 if y else (0.01 if x else 0.0)
-        return {"cosine": 1.0 - lost, "accuracy_drop": None}
-
-
 def test_a_tensor_refused_early_goes_back_to_int8_in_a_later_sweep():
-    result = search_budget(CancellingScorer(), ["a", "b", "c", "x", "y"], {}, "minmax")
+    # x's rounding hurts only while y is float (the two cancel); a and b help only together; c costs a little.
+    def loss(floated: set) -> float:
+        x, y = "x" not in floated, "y" not in floated  # quantized?
+        return (_pair(floated, "a", "b") + (0.0 if "c" in floated else 0.0005)
+                + (0.0008 if y else (0.01 if x else 0.0)))
+
+    scorer = LossScorer(loss, 0.999, costs={"x": {"macs_share": 0.5}, "y": {"macs_share": 0.01}})
+    result = search_budget(scorer, ["a", "b", "c", "x", "y"], {}, "minmax")
     # First sweep: x (most MACs) is refused while y is float, y goes back; second sweep: x fits.
     assert result.met and sorted(result.float_tensors) == ["a", "b", "c"]
 
