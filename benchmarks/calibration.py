@@ -45,8 +45,8 @@ def _batches(data_path: Path, samples: int):
 
 
 def worker_ours(model: Path, data: Path, samples: int, method: str) -> dict:
-    from compress_export.calibrate import calibrate_onnx
-    from compress_export.data import load_npz_data
+    from compress_export.calibration.calibrate import calibrate_onnx
+    from compress_export.data.calibration_data import load_npz_data
     from compress_export.sources.onnx_source import OnnxModel
     from compress_export.specs import QuantRecipe
 
@@ -99,9 +99,9 @@ def prepare(folder: Path, samples: int) -> tuple[Path, Path]:
         example.write_npz(example.sentences(samples, seed=1), data)
     model_path = folder / "minilm.onnx"
     if not model_path.exists():
+        from compress_export.exporters.onnx.fp32 import export_fp32
         from compress_export.sources import load_model
         from compress_export.specs import TensorSpec
-        from compress_export.stages.reference import export_fp32
 
         specs = tuple(TensorSpec(name, ("batch", 128), "int64") for name in ("input_ids", "attention_mask"))
         model = load_model(f"{EXAMPLE}:factory", inputs=specs)

@@ -44,16 +44,17 @@ def builder_int4(folder: Path, out: Path, cache: Path) -> Path:
 def main() -> None:
     import onnx
 
-    from compress_export.llm.build import MODEL_FILE, folder_bytes, quantize, weight_matrices
-    from compress_export.llm.calibration import calibrate, calibration_windows
-    from compress_export.llm.generation import GenerationSettings, generate, peak_rss_mb
-    from compress_export.llm.scoring import score, windows
-    from compress_export.llm.settings import LlmSettings
-    from compress_export.llm.source import load_causal_lm
-    from compress_export.llm.text import DEFAULT_PROMPTS, held_out_text
+    from compress_export.data.text import DEFAULT_PROMPTS, held_out_text, windows
+    from compress_export.exporters.genai.build import MODEL_FILE, quantize, weight_matrices
+    from compress_export.exporters.genai.gptq_calibration import calibrate, calibration_windows
+    from compress_export.exporters.genai.options import LlmSettings
     from compress_export.metrics import get_metrics
     from compress_export.metrics.suite import MetricSuite
     from compress_export.pipeline import PipelineConfig, run
+    from compress_export.runtimes.onnxruntime_genai import folder_bytes
+    from compress_export.sources.causal_lm import load_causal_lm
+    from compress_export.validators.continuations import GenerationSettings, generate, peak_rss_mb
+    from compress_export.validators.token_scores import score
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)

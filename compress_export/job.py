@@ -8,21 +8,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .data import batch_rows
+from .data.validation_set import ValidationSet
+from .metrics.base import MetricSettings
 from .metrics.gates import Gates
 from .specs import QuantRecipe, TensorSpec
 from .validators.bench import BenchSettings
 
 if TYPE_CHECKING:
+    from .calibration.range_table import RangeTable
     from .compression.base import Compressed, CompressionMethod
-    from .data import CalibrationData
+    from .data.calibration_data import CalibrationData
     from .exporters import Target
+    from .exporters.genai.options import LlmSettings
     from .metrics.tasks import Task
-    from .ranges import RangeTable
-    from .report import Report
+    from .report.report import Report
     from .sources import LoadedModel
+    from .sources.causal_lm import CausalLM
+    from .validators.speedup import Benchmarker
 
 
 @dataclass(frozen=True)
@@ -65,32 +67,31 @@ class PipelineConfig:
 
 
 @dataclass
-class ValidationSet:
-    """Held-out batches with the original model's outputs, computed once per run."""
+class HeldOutText:
+    """A language model's held-out text, prompts and FP32 numbers, which every target is measured against: the
+    scored windows of token ids, the FP32 decoder's per-token scores on them, and its weight matrices."""
 
-    batches: list[tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]]
-    origin: str
-
-    @property
-    def samples(self) -> int:
-        return sum(batch_rows(feeds) for feeds, _, _ in self.batches)
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return tuple(self.batches[0][2])
-
-    @property
-    def example_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {name: value.shape for name, value in self.batches[0][0].items()}
+    settings: LlmSettings
+    origin: str = ""
+    prompt_origin: str = ""
+    prompts: list[str] = field(default_factory=list)
+    long_prompt: str = ""
+    tokenizer: Any = None
+    spans: list = field(default_factory=list)  # data.text.Window
+    matrices: list = field(default_factory=list)  # exporters.genai.build.WeightMatrix of the FP32 decoder
+    reference: dict = field(default_factory=dict)  # the FP32 decoder's scores: nll and top-1 per scored token
 
 
 @dataclass
 class Job:
+    """`fp32` is the original model's FP32 ONNX file (the FP32 decoder's folder for a language model); `text` what a
+    language model is measured on; `bench` the benchmark the targets share."""
+
     config: PipelineConfig
     targets: list[Target]
     out: Path
     work: Path | None = None
-    model: LoadedModel | None = None
+    model: LoadedModel | CausalLM | None = None
     calib: CalibrationData | None = None
     val: CalibrationData | None = None
     val_origin: str = ""
@@ -106,6 +107,12 @@ class Job:
     reports: list[Report] = field(default_factory=list)
     bundles: list[Path] = field(default_factory=list)
     failures: list[TargetFailure] = field(default_factory=list)
+    text: HeldOutText | None = None
+    bench: Benchmarker | None = None
+
+    @property
+    def metric_settings(self) -> MetricSettings:
+        return MetricSettings(fid_features=self.config.fid_features)
 
     @property
     def onnx_targets(self) -> list[Target]:
@@ -117,7 +124,7 @@ class Job:
         Adds), so that every tensor their placement needs has a calibrated range."""
         from dataclasses import replace
 
-        from .graph import op_types
+        from .graphs.selection import op_types
 
         recipe = self.config.recipe
         extra = [op for target in self.targets if target.ranges == "onnx" for op in target.calibrates
@@ -130,7 +137,7 @@ class Job:
     def task_metrics(self) -> tuple:
         from .metrics import get_metrics
 
-        return get_metrics(self.task.metrics)
+        return get_metrics(self.task.metrics, self.metric_settings)
 
     def options_for(self, target: Target) -> Any:
         from .exporters.catalog import default_options

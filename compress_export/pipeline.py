@@ -1,66 +1,88 @@
-"""The whole job, as a list of stages over one job state, then the per-target stages for every target."""
+"""The whole job: the model's task family picks a stage list; its stages run one after another over one job state,
+then its per-target stage runs for every target (one target's failure is recorded and the next goes on)."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle import ensure_writable, write_text_atomic
+from .bundle.writer import ensure_writable, write_text_atomic
+from .data.validation_set import ValidationSet
 from .errors import CompressExportError
-from .exporters import parse_targets
-from .job import Job, PipelineConfig, RunResult, TargetFailure, ValidationSet
-from .stages.benchmark import Benchmarker
-from .stages.bundle_files import plot_summary
+from .exporters import Target, parse_targets
+from .job import Job, PipelineConfig, RunResult, TargetFailure
+from .metrics.tasks import get_task
+from .report.plots import plot_generation_tradeoff, plot_summary
+from .stages import generation, prepare
+from .stages.benchmark import open_benchmark
 from .stages.compress import compress
-from .stages.prepare import load, prepare_data
 from .stages.ranges import ranges
 from .stages.reference import reference
 from .stages.target import build_target
 
-# load -> data -> FP32 export and reference outputs -> calibrate -> compress; then per target:
-# export -> validate -> budget search -> analyse -> benchmark -> write (stages/target.py).
-STAGES = (prepare_data, reference, ranges, compress)
-
-__all__ = ["PipelineConfig", "RunResult", "ValidationSet", "run"]
+__all__ = ["STAGES", "PipelineConfig", "RunResult", "StageList", "ValidationSet", "run"]
 
 
-def _build_or_record(job: Job, target, bench) -> None:
-    """One target's failure is recorded and the next target goes on."""
-    try:
-        job.reports.append(build_target(job, target, bench))
-        job.bundles.append(job.out / target.name)
-    except CompressExportError as error:
-        job.failures.append(TargetFailure(target.name, str(error), error.exit_code))
+@dataclass(frozen=True)
+class StageList:
+    """check: refusals before anything is written; before: the stages before the targets, in order; per_target:
+    the stage that builds, validates and bundles one target; plot: the run's trade-off plot of every target."""
+
+    check: Callable[[PipelineConfig], None]
+    before: tuple[Callable[[Job], None], ...]
+    per_target: Callable[[Job, Target], object]
+    plot: Callable[[list, Path], object]
+
+
+STAGES: dict[str, StageList] = {
+    # load -> data -> FP32 export, reference outputs and task -> calibrate -> compress -> benchmark; per target:
+    # export -> budget search -> validate -> analyse -> benchmark -> bundle (stages/target.py)
+    "tensor": StageList(prepare.check, (prepare.load, prepare.prepare_data, reference, ranges, compress,
+                                        open_benchmark), build_target, plot_summary),
+    # load -> held-out text -> FP32 decoder and its scores; per target: weights (width search) -> measure -> bundle
+    "generation": StageList(generation.check, (generation.load, generation.read_text, generation.reference),
+                            generation.build_target, plot_generation_tradeoff),
+}
+
+
+def task_family(config: PipelineConfig) -> str:
+    """A named task says its family; otherwise a causal language model (a ...ForCausalLM folder, a GGUF file) is
+    a language model and anything else a network, whose task its outputs decide later."""
+    if config.task not in (None, "auto"):
+        return get_task(config.task, {}).family
+    from .sources.causal_lm import is_causal_lm
+
+    return "generation" if is_causal_lm(Path(config.model)) else "tensor"
 
 
 def run(config: PipelineConfig) -> RunResult:
-    from .llm.source import is_causal_lm
-
-    if config.task == "text-generation" or (config.task == "auto" and is_causal_lm(Path(config.model))):
-        from .llm.pipeline import run as run_language_model
-
-        return run_language_model(config)
-    from .metrics.fid_features import use_features
-
-    use_features(config.fid_features)
-    job = Job(config, parse_targets(config.targets), Path(config.out))
+    family = task_family(config)
+    stages = STAGES[family]
+    stages.check(config)
+    job = Job(config, parse_targets(config.targets, family), Path(config.out))
     ensure_writable(job.out)
-    load(job)
     with tempfile.TemporaryDirectory(prefix=".ce-work-", dir=job.out) as tmp:
         job.work = Path(tmp)
-        for stage in STAGES:
-            stage(job)
-        bench = None
-        if job.config.bench is not None:  # the data stage may have fitted it to a model's fixed batch
-            bench = Benchmarker(job.config.bench, job.validation, len(job.targets), config.progress)
         try:
+            for stage in stages.before:
+                stage(job)
             for target in job.targets:
-                _build_or_record(job, target, bench)
+                _build_or_record(job, target, stages.per_target)
         finally:
-            if bench:
-                bench.close()
+            if job.bench is not None:
+                job.bench.close()
     result = RunResult(job.reports, job.bundles, job.failures)
     write_text_atomic(job.out / "summary.json", json.dumps(result.summary(), indent=2) + "\n")
-    plot_summary(job.reports, job.out / "tradeoff.png")
+    stages.plot(job.reports, job.out / "tradeoff.png")
     return result
+
+
+def _build_or_record(job: Job, target: Target, per_target) -> None:
+    try:
+        job.reports.append(per_target(job, target))
+        job.bundles.append(job.out / target.name)
+    except CompressExportError as error:
+        job.failures.append(TargetFailure(target.name, str(error), error.exit_code))

@@ -39,9 +39,9 @@ def digits_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_onnx(tmp_path_factory, digits_data):
+    from compress_export.exporters.onnx.fp32 import export_fp32
     from compress_export.sources import load_model
     from compress_export.specs import TensorSpec
-    from compress_export.stages.reference import export_fp32
 
     model = load_model(DIGITS_FACTORY, inputs=(TensorSpec("image", ("batch", 1, 8, 8)),))
     path = tmp_path_factory.mktemp("digits-onnx") / "digits.onnx"

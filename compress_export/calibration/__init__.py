@@ -1,6 +1,2 @@
-"""Calibration we own: one streaming pass of bounded memory, four range methods from it."""
-
-from .histogram import TensorHistogram
-from .methods import METHODS, compute_ranges
-
-__all__ = ["METHODS", "TensorHistogram", "compute_ranges"]
+"""Calibration we own: one streaming pass of bounded memory, the range methods (calibrators) computed from its
+histograms, the range table, the TensorRT calibration cache, and where a run's ranges come from."""

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..data import CalibrationData, batch_rows
-from ..onnx_io import save
+from ..data.calibration_data import CalibrationData, batch_rows
+from ..graphs.onnx_io import save
 from ..runtimes.ort_session import Session
 from .histogram import TensorHistogram
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ..util.lazy import resolve
 from .histogram import TensorHistogram
 
 QUANT_LEVELS = 128
@@ -132,11 +133,14 @@ def mse_range(hist: TensorHistogram, **_: float) -> tuple[float, float]:
     return float(lo[best]), float(hi[best])
 
 
-METHODS: Mapping[str, Callable[..., tuple[float, float]]] = {
-    "minmax": minmax_range,
-    "percentile": percentile_range,
-    "entropy": entropy_range,
-    "mse": mse_range,
+# The calibrator registry, the one place their names live (`--calibrator` offers these, the budget search tries each):
+# a new calibrator is a module with a function of a TensorHistogram (and **settings such as percentile) returning a
+# (lo, hi) range that contains zero, plus one line here.
+CALIBRATORS: dict[str, str] = {
+    "minmax": f"{__name__}:minmax_range",
+    "percentile": f"{__name__}:percentile_range",
+    "entropy": f"{__name__}:entropy_range",
+    "mse": f"{__name__}:mse_range",
 }
 
 
@@ -144,7 +148,7 @@ def compute_ranges(
     stats: Mapping[str, TensorHistogram], method: str, percentile: float = 99.99
 ) -> dict[str, tuple[float, float]]:
     try:
-        compute = METHODS[method]
+        compute: Callable[..., tuple[float, float]] = resolve(CALIBRATORS[method])
     except KeyError:
-        raise ValueError(f"unknown calibrator {method!r}; choose from {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown calibrator {method!r}; choose from {', '.join(CALIBRATORS)}") from None
     return {name: compute(hist, percentile=percentile) for name, hist in stats.items() if hist.count > 0}

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..specs import OptionSpec
+
 if TYPE_CHECKING:
+    from ..calibration.range_table import RangeTable
     from ..exporters import Target
-    from ..ranges import RangeTable
-    from ..report import Report
+    from ..report.report import Report
     from ..sources import LoadedModel
 
 
@@ -34,10 +36,19 @@ class Compressed:
 
 
 class CompressionMethod(ABC):
-    """name: the report.json section and the `compression` key. title: its report.md heading."""
+    """name: the report.json section and the `compression` key. title: its report.md heading. options: its
+    command-line options (the CLI generates them); `settings` turns the parsed values into this step's settings.
+    makes_student: it replaces the model with a smaller one that distillation can train."""
 
     name: str = "method"
     title: str = "Compression"
+    options: tuple[OptionSpec, ...] = ()
+    makes_student: bool = False
+
+    def settings(self, values: Mapping[str, Any], seed: int) -> Any | None:
+        """This step's settings from every parsed option of the run (a step may read another step's options), or
+        None when the run does not ask for it. Refuse inconsistent values here (UsageError), before any work."""
+        return None
 
     @abstractmethod
     def apply(self, job, settings: Any) -> Compressed:
@@ -58,3 +69,18 @@ def current_model(job) -> tuple[LoadedModel, Path | None, RangeTable | None]:
         if done.applies_to_all:
             return done.model, done.fp32_onnx or job.fp32, done.ranges if done.ranges_space == "onnx" else job.ranges
     return job.model, job.fp32, job.ranges
+
+
+def source_for(job, target):
+    """(model, FP32 ONNX, range table) a target is built from: the original, or what the compression
+    steps that apply to it produced."""
+    model, fp32 = job.model, job.fp32
+    ranges = job.ranges if target.ranges == "onnx" else None
+    for _, done in job.compressed:
+        if not done.applies_to(target):
+            continue
+        model = done.model
+        fp32 = done.fp32_onnx or fp32
+        if done.ranges is not None and done.ranges_space == target.ranges:
+            ranges = done.ranges
+    return model, fp32, ranges

@@ -4,15 +4,40 @@ task loss), on a GPU when torch sees one. Every target is then built from the di
 from __future__ import annotations
 
 from ..sources.torch_source import TorchModel
+from ..specs import OptionSpec
 from .base import Compressed, CompressionMethod, current_model
+from .chain import refuse_without_prune, stage_table, torch_module_of, trained_stage
 from .distill_torch import DistillSettings
-from .stages import refuse_without_prune, stage_table, torch_module_of, trained_stage
 from .training import step_bar, total_steps, training_line, training_record
+
+
+def distill_settings(values, seed: int) -> DistillSettings:
+    """The --distill-* fine-tuning settings (distillation and 2:4 sparsity share them; --alpha is QAT's option)."""
+    return DistillSettings(epochs=values["distill_epochs"], steps=values["distill_steps"], lr=values["distill_lr"],
+                           alpha=values["alpha"], seed=seed, device=values["device"], hidden=values["distill_hidden"])
 
 
 class Distillation(CompressionMethod):
     name = "distill"
     title = "Distillation"
+    options = (
+        OptionSpec("--distill", "With --prune or --student: train that model on the original's outputs (label-free; a "
+                   "'label' key in --train-data adds the task loss).", "flag"),
+        OptionSpec("--distill-epochs", "--distill and --sparsity fine-tuning: passes over the training data.", "int",
+                   30, minimum=1),
+        OptionSpec("--distill-steps", "--distill and --sparsity fine-tuning: stop after this many steps instead.",
+                   "int", minimum=1),
+        OptionSpec("--distill-lr", "--distill and --sparsity fine-tuning: learning rate (default: 1e-3 for models "
+                   "under 5M parameters, 1e-4 above).", "float", minimum=0, min_open=True),
+        OptionSpec("--distill-hidden", "--distill and --qat: weight of hidden-state matching (each block of the layer "
+                   "stack against the teacher's block at the same relative depth) beside the outputs; 0 matches "
+                   "outputs only.", "float", 1.0, minimum=0),
+        OptionSpec("--device", "Where --distill and --sparsity train (auto: CUDA when torch sees a GPU).", "choice",
+                   "auto", ("auto", "cpu", "cuda")),
+    )
+
+    def settings(self, values, seed: int) -> DistillSettings | None:
+        return distill_settings(values, seed) if values["distill"] else None
 
     def apply(self, job, settings: DistillSettings) -> Compressed:
         from ..sources.torch_source import differentiable_forward

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data import CalibrationData
+from ..data.calibration_data import CalibrationData
 from .hidden_states import HiddenStates
 from .losses import distillation_loss
 from .training import optimizer_step, run_steps, total_steps

@@ -6,8 +6,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from ..errors import UsageError
+from ..specs import OptionSpec
 from .base import Compressed, CompressionMethod
-from .stages import finish, stage_row, stage_table, stages_before, starting_point
+from .chain import finish, stage_row, stage_table, stages_before, starting_point
+from .prune_torch import IMPORTANCES, KINDS
 
 
 @dataclass(frozen=True)
@@ -17,9 +20,45 @@ class PruneSettings:
     kinds: tuple[tuple[str, float], ...] = ()  # only these kinds of layers, each at its ratio (conv, ffn)
 
 
+def prune_kinds(spec: str | None, ratio: float | None) -> tuple[tuple[str, float], ...]:
+    """"conv=0.3,ffn" -> (("conv", 0.3), ("ffn", ratio))."""
+    if not spec:
+        return ()
+    if ratio is None:
+        raise UsageError("--prune-kinds refines --prune RATIO: give --prune too")
+    found = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name not in KINDS:
+            raise UsageError(f"--prune-kinds: unknown kind {name!r}; known: {', '.join(KINDS)}")
+        try:
+            found.append((name, float(value) if value else ratio))
+        except ValueError:
+            raise UsageError(f"--prune-kinds: {item!r}: the ratio after '=' is a number such as 0.3") from None
+    return tuple(found)
+
+
 class StructuredPruning(CompressionMethod):
     name = "prune"
     title = "Pruning"
+    makes_student = True
+    options = (
+        OptionSpec("--prune", "Structured pruning of a PyTorch model before export: remove this fraction of the "
+                   "channels of each convolution and of the hidden neurons of each expanding Linear (transformer "
+                   "FFNs), with every coupled layer (torch-pruning's DepGraph). Every target is built from the pruned "
+                   "model.",
+                   "float", minimum=0, maximum=1, min_open=True, max_open=True, metavar="RATIO"),
+        OptionSpec("--prune-importance", "--prune: rank channels by weight norm, or by |weight x gradient| on a "
+                   "calibration batch.", "choice", IMPORTANCES[0], IMPORTANCES),
+        OptionSpec("--prune-kinds", "--prune: only these kinds of layers, each at its own ratio (default --prune's): "
+                   "conv (convolution channels), ffn (hidden neurons of expanding Linears), e.g. conv=0.3,ffn=0.5.",
+                   metavar="KIND[=RATIO],..."),
+    )
+
+    def settings(self, values, seed: int) -> PruneSettings | None:
+        ratio = values["prune"]
+        kinds = prune_kinds(values["prune_kinds"], ratio)
+        return None if ratio is None else PruneSettings(ratio, values["prune_importance"], kinds)
 
     def apply(self, job, settings: PruneSettings) -> Compressed:
         import torch

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
+from ..specs import OptionSpec
 from .base import Compressed, CompressionMethod, current_model
 from .qat_settings import QatSettings, plot_losses
 from .training import step_bar, total_steps
@@ -15,6 +16,24 @@ from .training import step_bar, total_steps
 class QuantizationAwareTraining(CompressionMethod):
     name = "qat"
     title = "QAT"
+    options = (
+        OptionSpec("--qat", "Quantization-aware fine-tuning before INT8 export (PyTorch factories to "
+                   "onnx-int8/trt-int8, Keras models to tflite-int8): the FP32 model teaches its fake-quantized copy, "
+                   "no labels needed.",
+                   "flag"),
+        OptionSpec("--qat-epochs", "--qat: passes over the data.", "int", 3, minimum=1),
+        OptionSpec("--qat-steps", "--qat: stop after this many steps instead.", "int", minimum=1),
+        OptionSpec("--lr", "--qat: learning rate of the weights (activation ranges learn at 10x).", "float", 1e-5,
+                   minimum=0, min_open=True),
+        OptionSpec("--alpha", "--qat with labels: weight of the task loss against distillation.", "float", 0.5,
+                   minimum=0, maximum=1),
+    )
+
+    def settings(self, values, seed: int) -> QatSettings | None:
+        if not values["qat"]:
+            return None
+        return QatSettings(epochs=values["qat_epochs"], steps=values["qat_steps"], lr=values["lr"],
+                           alpha=values["alpha"], seed=seed, hidden=values["distill_hidden"])
 
     def apply(self, job, settings: QatSettings) -> Compressed:
         model, _, _ = current_model(job)
@@ -29,9 +48,9 @@ class QuantizationAwareTraining(CompressionMethod):
         return self._torch(job, settings)
 
     def _torch(self, job, settings: QatSettings) -> Compressed:
-        from ..calibrate import calibrate_onnx
+        from ..calibration.calibrate import calibrate_onnx
+        from ..exporters.onnx.fp32 import export_fp32
         from ..sources.torch_source import TorchModel, differentiable_forward
-        from ..stages.reference import export_fp32
         from .qat_torch import fine_tune, match_inputs
 
         model, fp32_before, ranges = current_model(job)  # the pruned/distilled model where those steps ran

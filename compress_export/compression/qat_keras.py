@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import time
 
-from ..data import CalibrationData
+from ..data.calibration_data import CalibrationData
 from ..exporters.tflite.keras_ranges import with_fake_quant
 from ..runtimes.keras import keras_inputs
 from .qat_settings import QatResult, QatSettings

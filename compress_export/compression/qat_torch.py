@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import CalibrationData
+from ..calibration.range_table import RangeTable
+from ..data.calibration_data import CalibrationData
 from ..errors import UsageError
-from ..onnx_io import session as onnx_session
-from ..ranges import RangeTable
+from ..graphs.onnx_io import session as onnx_session
 from .hidden_states import HiddenStates
 from .losses import distillation_loss
 from .qat_products import find_tensor, intercept_products, product_key, split_product_key

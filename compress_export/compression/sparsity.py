@@ -9,9 +9,11 @@ import copy
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..specs import OptionSpec
 from .base import Compressed, CompressionMethod
+from .chain import stage_row, stage_table, starting_point, torch_module_of, trained_stage
 from .distill_torch import DistillSettings
-from .stages import stage_row, stage_table, starting_point, torch_module_of, trained_stage
+from .sparsity_torch import PATTERNS
 from .training import step_bar, total_steps, training_line, training_record
 
 
@@ -24,10 +26,20 @@ class SparsitySettings:
 class TwoFourSparsity(CompressionMethod):
     name = "sparsity"
     title = "2:4 sparsity"
+    options = (OptionSpec("--sparsity", "Mask the weights of every Linear/convolution whose input width is a multiple "
+                          "of 4 to the 2:4 pattern and fine-tune by distillation from the original (--distill-* "
+                          "settings); trt-int8 lints the pattern and builds with sparse weights (faster on sparse "
+                          "tensor cores only).", "choice", choices=PATTERNS),)
+
+    def settings(self, values, seed: int) -> SparsitySettings | None:
+        from .distill import distill_settings
+
+        pattern = values["sparsity"]
+        return SparsitySettings(pattern, distill_settings(values, seed)) if pattern else None
 
     def apply(self, job, settings: SparsitySettings) -> Compressed:
         from ..exporters.tensorrt.lint import SPARSITY_KEY
-        from ..onnx_io import set_metadata
+        from ..graphs.onnx_io import set_metadata
         from ..sources.torch_source import TorchModel, differentiable_forward
         from .distill_torch import distill
         from .sparsity_torch import apply_masks, masks_2_4

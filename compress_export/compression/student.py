@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..specs import OptionSpec
 from .base import Compressed, CompressionMethod
-from .stages import finish, stage_row, stage_table, stages_before, starting_point, torch_module_of
+from .chain import finish, stage_row, stage_table, stages_before, starting_point, torch_module_of
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ def initialise_from(student, teacher) -> int:
 class SmallerStudent(CompressionMethod):
     name = "student"
     title = "Student"
+    makes_student = True
+    options = (OptionSpec("--student", "A smaller model for --distill: every:K keeps every K-th block of the layer "
+                          "stack (a transformer's layers); a factory builds one that takes the same inputs. Both start "
+                          "from the original's weights where names and shapes match.",
+                          metavar="every:K|FILE.py:FACTORY"),)
+
+    def settings(self, values, seed: int) -> StudentSettings | None:
+        return StudentSettings(values["student"]) if values["student"] else None
 
     def apply(self, job, settings: StudentSettings) -> Compressed:
         from ..sources.torch_source import TorchModel

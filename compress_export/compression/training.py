@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from ..data import CalibrationData
+from ..data.calibration_data import CalibrationData
 
 
 def total_steps(steps: int | None, epochs: int, data: CalibrationData) -> int:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..lazy import resolve
+from ..util.lazy import resolve
 
 if TYPE_CHECKING:
-    from ..data import CalibrationData
-    from ..ranges import RangeTable
+    from ..calibration.range_table import RangeTable
+    from ..data.calibration_data import CalibrationData
     from ..sources import LoadedModel
     from ..specs import Artifact, QuantRecipe, TensorSpec
 
@@ -33,6 +33,7 @@ class ExportContext:
     source: LoadedModel | None = None  # the loaded model, for targets that convert it directly
     calibration: CalibrationData | None = None  # for targets that calibrate the source model themselves
     options: Any = None
+    weight_plan: Any = None  # language models: the decoder's weight matrices and the widths a search chose
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class Target:
     revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
     `validate` on another machine, where the artifact's runtime may be missing. finish: a rewrite that keeps the
     function (kernel fusions) applied to the artifact after the budget search, then validated again; the file
-    before it comes back when the rewritten one misses a gate the other met."""
+    before it comes back when the rewritten one misses a gate the other met. family: the kind of model it takes,
+    as its task family names it: "tensor" (a network of fixed inputs) or "generation" (a causal language model,
+    whose budget search is "widths": which weight matrices stay wider)."""
 
     name: str
     summary: str
@@ -65,6 +68,7 @@ class Target:
     revalidate: str | None = None
     calibrates: tuple[str, ...] = ()  # op types beyond the recipe's whose float tensors it quantizes
     finish: str | None = None  # "module:function(path, feeds) -> notes": run on the artifact the budget settled on
+    family: str = "tensor"
 
     @property
     def quantizes(self) -> bool:
@@ -86,17 +90,19 @@ class Target:
         return resolve(self.revalidate)(artifact, require_engine)
 
 
-def get_target(name: str) -> Target:
-    from .catalog import TARGETS
+def get_target(name: str, family: str = "tensor") -> Target:
+    from .catalog import FAMILIES, TARGETS
 
+    known = TARGETS[family]
     try:
-        return TARGETS[name]
+        return known[name]
     except KeyError:
-        raise UsageError(f"unknown target {name!r}; supported: {', '.join(TARGETS)}") from None
+        where = "" if family == "tensor" else f" for {FAMILIES[family].split(' (')[0]}"
+        raise UsageError(f"unknown target {name!r}{where}; supported: {', '.join(known)}") from None
 
 
-def parse_targets(text: str) -> list[Target]:
+def parse_targets(text: str, family: str = "tensor") -> list[Target]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise UsageError("--to needs at least one target")
-    return [get_target(name) for name in dict.fromkeys(names)]
+    return [get_target(name, family) for name in dict.fromkeys(names)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from .base import Gate, Metric
+from .base import Gate, Metric, MetricSettings
 
 
 @functools.cache
@@ -20,13 +20,15 @@ def all_metrics() -> tuple[Metric, ...]:
     return tuple(importlib.import_module(f"{__name__}.{name}").METRIC for name in names)
 
 
-def get_metrics(names) -> tuple[Metric, ...]:
+def get_metrics(names, settings: MetricSettings | None = None) -> tuple[Metric, ...]:
+    """The named metrics in registry order, configured for the run's settings."""
     wanted = set(names)
-    return tuple(metric for metric in all_metrics() if metric.name in wanted)
+    settings = settings or MetricSettings()
+    return tuple(metric.configured(settings) for metric in all_metrics() if metric.name in wanted)
 
 
 def all_gates() -> tuple[Gate, ...]:
     return tuple(metric.gate for metric in all_metrics() if metric.gate is not None)
 
 
-__all__ = ["Gate", "Metric", "all_gates", "all_metrics", "get_metrics"]
+__all__ = ["Gate", "Metric", "MetricSettings", "all_gates", "all_metrics", "get_metrics"]

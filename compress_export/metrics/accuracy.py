@@ -17,7 +17,7 @@ class Accuracy(Metric):
     name = "accuracy"
     scope = "task"
     gate = Gate("max_accuracy_drop", 1.0, "Gate: largest accepted accuracy drop, in points (needs labels).",
-                higher_is_better=False, score_key="accuracy_drop", slack=1e-9)
+                higher_is_better=False, score_key="accuracy_drop", slack=1e-9, low=0.0, high=100.0)
 
     def start(self) -> dict:
         return {"reference": 0, "candidate": 0, "labelled": 0}

@@ -11,7 +11,9 @@ from typing import Any
 @dataclass(frozen=True)
 class Gate:
     """A pass rule on one number. `name` is its key in `Gates`, in report.json and its CLI option
-    (`--min-cosine`); `score_key` is what the budget search calls the same number."""
+    (`--min-cosine`); `score_key` is what the budget search calls the same number. A limit must lie in
+    [low, high] (high None: no upper bound): a cosine above 1 or a negative accuracy drop asks for nothing
+    a model can give and is refused as a usage error."""
 
     name: str
     default: float
@@ -19,6 +21,14 @@ class Gate:
     higher_is_better: bool
     score_key: str
     slack: float = 0.0  # absorbs float error where the value is a difference of two measured numbers
+    low: float = 0.0
+    high: float | None = None
+
+    def range_text(self) -> str:
+        return f"[{self.low:g}, {self.high:g}]" if self.high is not None else f">= {self.low:g}"
+
+    def admits(self, limit: float) -> bool:
+        return self.low <= limit and (self.high is None or limit <= self.high)
 
     def passes(self, value: float | None, limit: float) -> bool:
         if value is None:
@@ -30,6 +40,14 @@ class Gate:
         return value if self.higher_is_better else max(value, 0.0)
 
 
+@dataclass(frozen=True)
+class MetricSettings:
+    """What a run tells its metrics: the feature model FID reads images through (an ONNX file; None: the default).
+    It travels in the job and, for `validate`, in the bundle."""
+
+    fid_features: str | None = None
+
+
 class Metric(ABC):
     """scope "output": one result per model output (merged into report.json's `parity[output]`);
     scope "task": one result over all outputs and the labels (`metrics.reference` / `metrics.candidate`)."""
@@ -37,6 +55,10 @@ class Metric(ABC):
     name: str = "metric"
     scope: str = "output"
     gate: Gate | None = None
+
+    def configured(self, settings: MetricSettings) -> Metric:
+        """This metric for a run with these settings (most metrics take none)."""
+        return self
 
     @abstractmethod
     def start(self) -> Any:
@@ -81,6 +103,42 @@ class OutputMetric(Metric):
 
     def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
         return []
+
+
+class RatioMetric(OutputMetric):
+    """Agreeing parts over all parts (pixels of a mask, samples, decisions), counted on the outputs of the metric's
+    layout only: an output of another layout anywhere in the run leaves no result. `key` names the ratio in
+    `parity[output]`; `label` its report row ("{output}" is the output's name)."""
+
+    key: str = "ratio"
+    label: str = "{output}"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    @abstractmethod
+    def count(self, reference, candidate) -> tuple[int, int] | None:
+        """(agreeing, all) in one batch, or None when the output is not of this metric's layout."""
+
+    def start(self) -> dict:
+        return {"agree": 0, "total": 0, "applies": True}
+
+    def update(self, state: dict, reference, candidate, labels=None) -> None:
+        counts = self.count(reference, candidate)
+        if counts is None:
+            state["applies"] = False
+            return
+        state["agree"] += counts[0]
+        state["total"] += counts[1]
+
+    def result(self, state: dict) -> dict:
+        if not state["applies"] or not state["total"]:
+            return {}
+        return {self.key: state["agree"] / state["total"]}
+
+    def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
+        return [(self.label.format(output=output), 1.0, stats[self.key])] if self.key in stats else []
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ class Bleu(ContinuationMetric):
     key = "bleu"
     label = "BLEU vs FP32 continuations"
     gate = Gate("min_bleu", 20.0, "Gate (language models): lowest accepted BLEU (0-100) of the greedy continuations "
-                "against the FP32 model's.", higher_is_better=True, score_key="bleu")
+                "against the FP32 model's.", higher_is_better=True, score_key="bleu", low=0.0, high=100.0)
 
     def score(self, candidates: list[str], references: list[str]) -> float:
         sacrebleu = require("sacrebleu", "llm")

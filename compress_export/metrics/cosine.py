@@ -33,7 +33,7 @@ class Cosine(OutputMetric):
     name = "cosine"
     keys = ("cosine", "cosine_min", "samples", "cosine_groups")
     gate = Gate("min_cosine", 0.99, "Gate: smallest accepted mean cosine similarity per output (and per group of "
-                "channels of one scale).", higher_is_better=True, score_key="cosine")
+                "channels of one scale).", higher_is_better=True, score_key="cosine", low=-1.0, high=1.0)
 
     def start(self) -> dict:
         return {"rows": [], "dot": None, "ref": None, "cand": None, "count": None, "one_value": True}

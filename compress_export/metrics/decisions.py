@@ -4,38 +4,24 @@ nothing about such an output; a flipped decision is what the user would see."""
 
 from __future__ import annotations
 
-from .base import Gate, OutputMetric
+from .base import Gate, RatioMetric
 
 THRESHOLD = 0.5
 
 
-class DecisionAgreement(OutputMetric):
+class DecisionAgreement(RatioMetric):
     name = "decisions"
-    keys = ("decision_agreement",)
+    key = "decision_agreement"
+    label = "decisions `{output}` (p > 0.5) agreeing"
     gate = Gate("min_decision_agreement", 0.99, "Gate: smallest accepted share of unchanged decisions (probability "
                 "> 0.5) for outputs of one probability per sample.", higher_is_better=True,
-                score_key="decision_agreement")
+                score_key="decision_agreement", high=1.0)
 
-    def start(self) -> dict:
-        return {"agree": 0, "total": 0, "probability": True}
-
-    def update(self, state: dict, reference, candidate, labels=None) -> None:
+    def count(self, reference, candidate) -> tuple[int, int] | None:
         one_value = reference.ndim <= 1 or reference.size == reference.shape[0]
         if not one_value or reference.size == 0 or reference.min() < 0 or reference.max() > 1:
-            state["probability"] = False
-            return
-        state["agree"] += int(((reference > THRESHOLD) == (candidate > THRESHOLD)).sum())
-        state["total"] += int(reference.size)
-
-    def result(self, state: dict) -> dict:
-        if not state["probability"] or not state["total"]:
-            return {}
-        return {"decision_agreement": state["agree"] / state["total"]}
-
-    def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
-        if "decision_agreement" not in stats:
-            return []
-        return [(f"decisions `{output}` (p > 0.5) agreeing", 1.0, stats["decision_agreement"])]
+            return None
+        return int(((reference > THRESHOLD) == (candidate > THRESHOLD)).sum()), int(reference.size)
 
 
 METRIC = DecisionAgreement()

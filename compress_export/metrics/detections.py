@@ -93,7 +93,7 @@ class DetectionAgreement(OutputMetric):
     keys = ("detection_f1", "top_box_agreement", "boxes_reference", "boxes_candidate")
     gate = Gate("min_detection_f1", 0.9, "Gate: smallest accepted F1 of the candidate's boxes against the "
                 "original's (same class, IoU >= 0.5), for YOLO-layout detection outputs.",
-                higher_is_better=True, score_key="detection_f1")
+                higher_is_better=True, score_key="detection_f1", high=1.0)
 
     def start(self) -> dict:
         return {"matched": 0, "reference": 0, "candidate": 0, "top_agree": 0, "top_total": 0, "applies": True}

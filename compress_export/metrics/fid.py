@@ -4,7 +4,7 @@ digits classifier). 0 when the images are the same; lower is better."""
 
 from __future__ import annotations
 
-from .base import Gate, Metric
+from .base import Gate, Metric, MetricSettings
 
 
 def frechet_distance(a, b) -> float:
@@ -31,8 +31,16 @@ def image_output(outputs) -> str | None:
 
 
 class Fid(Metric):
+    """`features`: the ONNX feature model the images are read through (None: the bundled default)."""
+
     name = "fid"
     scope = "task"
+
+    def __init__(self, features: str | None = None):
+        self.features = features
+
+    def configured(self, settings: MetricSettings) -> Fid:
+        return Fid(settings.fid_features)
     gate = Gate("max_fid", 1.0, "Gate (image generators, --task image-generation): largest accepted Fréchet distance "
                 "between the features of the FP32 and the compressed generator's images.", higher_is_better=False,
                 score_key="fid")
@@ -46,8 +54,8 @@ class Fid(Metric):
         name = image_output(reference)
         if name is None:
             return
-        state["reference"].append(features(reference[name]))
-        state["candidate"].append(features(candidate[name]))
+        state["reference"].append(features(reference[name], self.features))
+        state["candidate"].append(features(candidate[name], self.features))
 
     def result(self, state: dict) -> dict:
         from .fid_features import feature_model_name
@@ -60,7 +68,7 @@ class Fid(Metric):
         if len(reference) < 2:
             return {}
         return {"candidate": {"fid": frechet_distance(reference, candidate), "fid_samples": len(reference),
-                              "fid_features": feature_model_name()}}
+                              "fid_features": feature_model_name(self.features)}}
 
     def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
         value = metrics.get("candidate", {}).get("fid")

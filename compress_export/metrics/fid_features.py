@@ -4,32 +4,33 @@ penultimate layer (512 features of 1x8x8 grey images in [0, 1])."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UsageError
 
-_state: dict = {"spec": None, "run": None}
 DEFAULT = "the bundled digits classifier's penultimate layer"
 
 
-def use_features(spec: str | None) -> None:
-    """The feature model for this run (None: the default)."""
+def check_features(spec: str | None) -> None:
     if spec is not None and not Path(spec).is_file():
         raise UsageError(f"--fid-features {spec}: no such file (an ONNX model from images to features)")
-    _state.update(spec=spec, run=None)
 
 
-def feature_model_name() -> str:
-    return _state["spec"] or DEFAULT
+def feature_model_name(spec: str | None) -> str:
+    return spec or DEFAULT
 
 
-def features(images: np.ndarray) -> np.ndarray:
-    if _state["run"] is None:
-        _state["run"] = _onnx(_state["spec"]) if _state["spec"] else _digits()
-    return np.asarray(_state["run"](np.ascontiguousarray(images, dtype=np.float32)), np.float64).reshape(
-        len(images), -1)
+def features(images: np.ndarray, spec: str | None) -> np.ndarray:
+    run = _feature_function(spec)
+    return np.asarray(run(np.ascontiguousarray(images, dtype=np.float32)), np.float64).reshape(len(images), -1)
+
+
+@functools.cache  # one session (or digits model) per feature model and process, however often FID is computed
+def _feature_function(spec: str | None):
+    return _onnx(spec) if spec else _digits()
 
 
 def _onnx(spec: str):

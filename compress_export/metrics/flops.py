@@ -93,7 +93,7 @@ def _concrete(model, example_shapes: dict):
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     del copy.graph.value_info[:]
-    from ..layout import batch_axis
+    from ..data.layout import batch_axis
 
     for value in copy.graph.input:
         example = example_shapes.get(value.name)
@@ -112,7 +112,7 @@ def _measured_shapes(model, feeds: dict) -> dict[str, tuple]:
     import onnx
     import onnxruntime as ort
 
-    from .. import onnx_io
+    from ..graphs import onnx_io
 
     constants = {init.name for init in model.graph.initializer}
     wanted = list(dict.fromkeys(name for node in model.graph.node if node.op_type in COMPUTE_OPS

@@ -12,18 +12,19 @@ class Gates:
     """Limits by gate name (`Gates(min_cosine=0.995)`); every registered gate has a default."""
 
     def __init__(self, **limits: float):
-        known = {gate.name: gate.default for gate in all_gates()}
-        unknown = sorted(set(limits) - set(known))
+        from ..errors import UsageError
+
+        gates = {gate.name: gate for gate in all_gates()}
+        unknown = sorted(set(limits) - set(gates))
         if unknown:
-            from ..errors import UsageError
-
-            raise UsageError(f"unknown gate(s) {', '.join(unknown)}; known: {', '.join(known)}")
+            raise UsageError(f"unknown gate(s) {', '.join(unknown)}; known: {', '.join(gates)}")
         for name, value in limits.items():
-            if value is None or not math.isfinite(float(value)):
-                from ..errors import UsageError
-
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
                 raise UsageError(f"gate {name} needs a finite number, not {value!r}")
-        object.__setattr__(self, "limits", {**known, **{k: float(v) for k, v in limits.items()}})
+            if not gates[name].admits(float(value)):
+                raise UsageError(f"gate {name} must be {gates[name].range_text()}, not {value:g}")
+        object.__setattr__(self, "limits", {**{n: g.default for n, g in gates.items()},
+                                            **{k: float(v) for k, v in limits.items()}})
 
     def __getattr__(self, name: str) -> float:
         try:

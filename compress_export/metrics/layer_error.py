@@ -32,7 +32,7 @@ def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
     import numpy as np
     import onnx
 
-    from ..onnx_io import session_with_outputs
+    from ..graphs.onnx_io import session_with_outputs
 
     quantized, original = onnx.load(str(quantized_path)), onnx.load(str(fp32_path))
     # A quantized graph output is renamed by the quantizer; only tensors the FP32 graph has are compared.
@@ -60,7 +60,7 @@ def layer_errors(quantized_path: Path, fp32_path: Path, batches) -> list[dict]:
 
 def _subsample(batches) -> list[dict]:
     """The feeds of the first MAX_SAMPLES held-out samples (the budget search's own subsample)."""
-    from ..sensitivity import subsample
+    from ..data.validation_set import subsample
 
     return [feeds for feeds, _, _ in subsample(batches, MAX_SAMPLES)]
 

@@ -4,7 +4,7 @@ mask, so the number is the intersection over union of the pixels above 0.5, orig
 
 from __future__ import annotations
 
-from .base import Gate, OutputMetric
+from .base import Gate, RatioMetric
 
 THRESHOLD = 0.5
 MIN_PIXELS = 256  # a map smaller than 16x16 is a score vector, not a mask
@@ -21,32 +21,19 @@ def probability_map(array) -> bool:
     return array.ndim == 4 or not step_distributions(array)
 
 
-class MaskIoU(OutputMetric):
+class MaskIoU(RatioMetric):
     name = "masks"
-    keys = ("mask_iou",)
+    key = "mask_iou"
+    label = "mask IoU `{output}` (p > 0.5)"
     gate = Gate("min_mask_iou", 0.95, "Gate: smallest accepted IoU of the masks (probability > 0.5) of "
-                "probability-map outputs against the original's.", higher_is_better=True, score_key="mask_iou")
+                "probability-map outputs against the original's.", higher_is_better=True, score_key="mask_iou",
+                high=1.0)
 
-    def start(self) -> dict:
-        return {"intersection": 0, "union": 0, "applies": True}
-
-    def update(self, state: dict, reference, candidate, labels=None) -> None:
+    def count(self, reference, candidate) -> tuple[int, int] | None:
         if not probability_map(reference):
-            state["applies"] = False
-            return
+            return None
         ref, cand = reference > THRESHOLD, candidate > THRESHOLD
-        state["intersection"] += int((ref & cand).sum())
-        state["union"] += int((ref | cand).sum())
-
-    def result(self, state: dict) -> dict:
-        if not state["applies"] or not state["union"]:
-            return {}
-        return {"mask_iou": state["intersection"] / state["union"]}
-
-    def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
-        if "mask_iou" not in stats:
-            return []
-        return [(f"mask IoU `{output}` (p > 0.5)", 1.0, stats["mask_iou"])]
+        return int((ref & cand).sum()), int((ref | cand).sum())
 
 
 METRIC = MaskIoU()

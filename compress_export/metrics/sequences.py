@@ -5,7 +5,7 @@ decoding (best symbol per step, repeats merged, blank 0 dropped) is the original
 
 from __future__ import annotations
 
-from .base import Gate, OutputMetric
+from .base import Gate, RatioMetric
 
 BLANK = 0
 
@@ -30,33 +30,19 @@ def greedy_ctc(probabilities) -> list[tuple[int, ...]]:
     return decoded
 
 
-class SequenceAgreement(OutputMetric):
+class SequenceAgreement(RatioMetric):
     name = "sequences"
-    keys = ("sequence_agreement",)
+    key = "sequence_agreement"
+    label = "CTC sequences `{output}` unchanged"
     gate = Gate("min_sequence_agreement", 0.9, "Gate: smallest accepted share of samples whose greedy CTC "
                 "decoding is unchanged, for outputs of one symbol distribution per step.",
-                higher_is_better=True, score_key="sequence_agreement")
+                higher_is_better=True, score_key="sequence_agreement", high=1.0)
 
-    def start(self) -> dict:
-        return {"agree": 0, "total": 0, "applies": True}
-
-    def update(self, state: dict, reference, candidate, labels=None) -> None:
+    def count(self, reference, candidate) -> tuple[int, int] | None:
         if not step_distributions(reference):
-            state["applies"] = False
-            return
+            return None
         pairs = zip(greedy_ctc(reference), greedy_ctc(candidate), strict=True)
-        state["agree"] += sum(ref == cand for ref, cand in pairs)
-        state["total"] += int(reference.shape[0])
-
-    def result(self, state: dict) -> dict:
-        if not state["applies"] or not state["total"]:
-            return {}
-        return {"sequence_agreement": state["agree"] / state["total"]}
-
-    def output_rows(self, output: str, stats: dict) -> list[tuple[str, float | None, float | None]]:
-        if "sequence_agreement" not in stats:
-            return []
-        return [(f"CTC sequences `{output}` unchanged", 1.0, stats["sequence_agreement"])]
+        return sum(ref == cand for ref, cand in pairs), int(reference.shape[0])
 
 
 METRIC = SequenceAgreement()

@@ -12,9 +12,13 @@ RESOURCES = ("flops", "layer_error")
 
 @dataclass(frozen=True)
 class Task:
+    """`metrics`: what judges it; `family`: which stage list runs it and which targets it takes ("tensor": a network
+    of fixed inputs, "generation": a causal language model)."""
+
     name: str
     summary: str
     metrics: tuple[str, ...]
+    family: str = "tensor"
 
 
 # What the user sees of an output, where its shape says it: each applies only to outputs of its layout.
@@ -36,7 +40,7 @@ TASKS: dict[str, Task] = {
                                                                                   "abs_error", *RESOURCES)),
     "text-generation": Task("text-generation", "a causal language model (Hugging Face folder or GGUF): perplexity, "
                             "next-token agreement, BLEU/chrF and exact match of continuations against FP32",
-                            ("perplexity", "token_agreement", "bleu", "chrf", "exact_match")),
+                            ("perplexity", "token_agreement", "bleu", "chrf", "exact_match"), family="generation"),
 }
 
 

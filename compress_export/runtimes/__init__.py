@@ -6,13 +6,14 @@ is one module with a `Runner` subclass plus one line here."""
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..lazy import resolve
+from ..util.lazy import resolve
 
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "compress_export.runtimes.onnxruntime:OnnxRuntimeRunner",
     "onnxruntime-exact": "compress_export.runtimes.onnxruntime:ExactQdqRunner",
     "litert": "compress_export.runtimes.litert:LiteRTRunner",
     "tensorrt": "compress_export.runtimes.tensorrt:TensorRTRunner",
+    "onnxruntime-genai": "compress_export.runtimes.onnxruntime_genai:GenaiRunner",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExportError, require
-from ..native_output import captured_native_output
+from ..util.native_output import captured_native_output
 from .base import Runner
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..providers import artifact_providers
+from ..errors import ExportError
 from .base import Runner
 from .ort_session import Session
+from .providers import artifact_providers
 
 
 class OnnxRuntimeRunner(Runner):
@@ -21,7 +22,10 @@ class OnnxRuntimeRunner(Runner):
         self._session = None
         import onnx
 
-        model = onnx.load(self.path, load_external_data=False)
+        try:
+            model = onnx.load(self.path, load_external_data=False)
+        except Exception as exc:  # protobuf's decode errors, a truncated file
+            raise ExportError(f"{self.path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
         initializers = {init.name for init in model.graph.initializer}
         self._inputs = [i.name for i in model.graph.input if i.name not in initializers]
         self._outputs = [o.name for o in model.graph.output]

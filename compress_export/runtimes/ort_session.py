@@ -41,7 +41,7 @@ class Session:
 
     def run(self, names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list:
         """Runs sample-major feeds (see layout.py) and returns sample-major outputs."""
-        from ..layout import model_feeds, sample_major_outputs
+        from ..data.layout import model_feeds, sample_major_outputs
 
         feeds, moved = model_feeds(dict(feeds), self.session.get_inputs())
         try:

@@ -10,11 +10,9 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import UsageError, require
-from ..hashing import sha256_files
 from ..specs import TensorSpec
+from ..util.hashing import sha256_files
 
 PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 EXPORTER = ("torch.onnx: optimum-onnx's newest release (0.1.0) requires transformers<4.58, older than this "
@@ -96,24 +94,3 @@ def load_checkpoint(folder: Path, trust_pickle: bool):
     loaded.details = {"exporter": EXPORTER}
     loaded.task = "classification" if classifier else "embedding"
     return loaded
-
-
-def tokenize_text(folder: Path, text_file: Path, out: Path, sequence: int = DEFAULT_SEQUENCE) -> Path:
-    """One sample per non-empty line of `text_file`, tokenized by the checkpoint's tokenizer into an .npz."""
-    transformers = require("transformers", "hf")
-    try:
-        lines = [line.strip() for line in Path(text_file).read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--text-data {text_file}: cannot read it as UTF-8 text ({exc})") from None
-    texts = [line for line in lines if line]
-    if not texts:
-        raise UsageError(f"--text-data {text_file}: no text (one sample per line)")
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as exc:
-        raise UsageError(f"{folder}: no usable tokenizer ({str(exc).splitlines()[0][:200]})") from None
-    tokens = tokenizer(texts, padding="max_length", truncation=True, max_length=sequence, return_tensors="np")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, input_ids=tokens["input_ids"].astype(np.int64),
-             attention_mask=tokens["attention_mask"].astype(np.int64))
-    return out

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, UsageError, require
-from ..hashing import sha256_files
 from ..runtimes.base import Runner
 from ..runtimes.keras import KerasRunner
 from ..specs import TensorSpec
+from ..util.hashing import sha256_files
 from .base import LoadedModel
 
 
@@ -54,7 +54,7 @@ class KerasModel(LoadedModel):
         """tf2onnx, with a dynamic batch; the ONNX inputs keep the Keras input names."""
         tf = require("tensorflow", "tflite")
         tf2onnx = require("tf2onnx", "tflite")
-        from ..native_output import captured_native_output
+        from ..util.native_output import captured_native_output
 
         signature = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
                      for tensor in self.model.inputs]

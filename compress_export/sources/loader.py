@@ -10,12 +10,15 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..data.calibration_data import infer_specs
 from ..errors import ExportError, UsageError, require
-from ..hashing import sha256_files
-from ..quiet_logs import quiet_loggers
 from ..specs import TensorSpec
+from ..util.hashing import sha256_files
+from ..util.quiet_logs import quiet_loggers
 from .base import LoadedModel
 
+log = logging.getLogger(__name__)
+SPEC_CARRYING_SUFFIXES = (".onnx", ".pt2", ".keras", ".h5", ".hdf5")
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".ckpt")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 PICKLE_REFUSAL = (
@@ -205,3 +208,15 @@ def _load_weights(model, path: Path, trust_pickle: bool) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise UsageError(f"--weights {path}: does not fit the model ({str(exc).splitlines()[0]})") from None
+
+
+def load_source(config) -> LoadedModel:
+    """The model named by `config.model`; input specs from the file, `--input`, or the data file."""
+    data_path = config.calib_data or config.val_data
+    carries_specs = Path(config.model).suffix in SPEC_CARRYING_SUFFIXES
+    data_specs = infer_specs(data_path) if data_path and not config.inputs and not carries_specs else ()
+    model = load_model(config.model, weights=config.weights, inputs=config.inputs, data_specs=data_specs,
+                       trust_pickle=config.trust_pickle)
+    if config.inputs and model.framework == "onnx":
+        log.info("--input ignored: the ONNX file declares its inputs")
+    return model

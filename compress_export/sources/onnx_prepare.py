@@ -13,8 +13,8 @@ from pathlib import Path
 
 import onnx
 
-from ..graph import default_opset
-from ..onnx_io import needs_external_data, save
+from ..graphs.onnx_io import needs_external_data, save
+from ..graphs.selection import default_opset
 
 MIN_QDQ_OPSET = 13  # DequantizeLinear's axis (per-channel weights) and today's Squeeze/Unsqueeze forms
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import onnx
 
 from ..errors import UsageError
-from ..hashing import sha256_files
-from ..onnx_io import external_files
+from ..graphs.onnx_io import external_files, load_graph
 from ..runtimes.base import Runner
 from ..runtimes.onnxruntime import OnnxRuntimeRunner
 from ..specs import TensorSpec
+from ..util.hashing import sha256_files
 from .base import LoadedModel
 
 _ONNX_TO_NUMPY = {
@@ -28,12 +28,7 @@ _ONNX_TO_NUMPY = {
 
 def read_onnx(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
     """The checked model; its external data (weights beside the graph) is loaded only when asked."""
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise UsageError(f"{path}: not a readable ONNX model, the file may be corrupt or truncated ({exc})") from None
-    if not model.graph.node:
-        raise UsageError(f"{path}: the ONNX file holds no graph (corrupt or truncated?)")
+    model = load_graph(path)
     missing = [file.name for file in external_files(path) if not file.is_file()]
     if missing:
         raise UsageError(f"{path}: its weights are in {', '.join(missing)}, which is missing beside it")
@@ -42,6 +37,9 @@ def read_onnx(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UsageError(f"{path}: invalid ONNX model ({first})") from None
+    except UnicodeDecodeError:  # the checker's message quotes a name whose bytes are not UTF-8
+        raise UsageError(f"{path}: invalid ONNX model (a name or string in it is not UTF-8 text: the file may be "
+                         "corrupt)") from None
     if load_external_data:
         onnx.load_external_data_for_model(model, str(Path(path).parent))
     return model

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError
-from ..quiet_logs import quiet_loggers
 from ..runtimes.base import Runner
 from ..runtimes.torch import TorchRunner, flatten_outputs
 from ..specs import TensorSpec
+from ..util.quiet_logs import quiet_loggers
 from .base import LoadedModel
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,2 @@
-"""The pipeline's stages: each a function over the job, in the order pipeline.STAGES lists them."""
+"""The pipeline's stages: each a function over the one job state, ordered by the stage lists in pipeline.py (one per
+task family). Stages orchestrate; what they compute lives in the packages below them."""

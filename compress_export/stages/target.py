@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
 from .. import __version__
-from ..bundle import BundleWriter, platform_info, write_manifest
+from ..bundle.contents import copy_baseline, finish_bundle
+from ..bundle.reference_data import FID_FEATURES_FILE, write_reference
+from ..bundle.writer import BundleWriter
+from ..compression.base import source_for
 from ..errors import CompressExportError
 from ..exporters import ExportContext, get_target
-from ..hashing import sha256_file
+from ..graphs.onnx_io import artifact_bytes
 from ..metrics.base import ArtifactProbe
-from ..onnx_io import artifact_bytes
-from ..report import Report
+from ..report.plots import plot_summary
+from ..report.report import Report
 from ..runtimes import open_runner
-from ..sensitivity import markdown as sensitivity_markdown
-from ..sensitivity import plot_sensitivity
+from ..runtimes.machine import platform_info
+from ..search.activations import markdown as sensitivity_markdown
+from ..search.activations import plot_sensitivity
+from ..search.budget import export_within_budget, validate
+from ..util.hashing import sha256_file
+from ..validators.analysis import artifact_analysis
 from ..validators.cross_machine import record as record_artifact_outputs
-from .benchmark import noise_warnings, speed_warnings
-from .budget import export_within_budget, validate
-from .bundle_files import write_reference, write_reports
-from .compress import source_for
-
-FID_FEATURES_FILE = "fid_features.onnx"
+from ..validators.speedup import noise_warnings, speed_warnings
 
 
 def export_context(job, target, folder: Path, original: bool = False) -> ExportContext:
@@ -36,7 +39,7 @@ def export_context(job, target, folder: Path, original: bool = False) -> ExportC
                          options=job.options_for(target))
 
 
-def build_target(job, target, bench) -> Report:
+def build_target(job, target) -> Report:
     if target.ranges == "onnx" and job.ranges is None and job.ranges_error is not None:
         raise job.ranges_error
     bundle = job.out / target.name
@@ -54,27 +57,22 @@ def build_target(job, target, bench) -> Report:
                 plot_sensitivity(search.ranking, folder / "sensitivity.png")
         if job.calib.synthetic:
             report.warnings.append("calibrated on random data (--random-data): ranges do not reflect real inputs")
-        analyse(report, ArtifactProbe(artifact_path, artifact.runtime, ctx.fp32_onnx or job.fp32,
-                                      tuple(job.validation.batches), original_onnx=job.fp32), job.task.metrics)
-        if bench is not None:
-            _benchmark(job, target, report, bench, artifact, artifact_path)
+        probe = ArtifactProbe(artifact_path, artifact.runtime, ctx.fp32_onnx or job.fp32, tuple(job.validation.batches),
+                              original_onnx=job.fp32)
+        report.analysis.update(artifact_analysis(probe, job.task.metrics))
+        if job.bench is not None:
+            _benchmark(job, target, report, job.bench, artifact, artifact_path)
         _compression_sections(job, target, report, folder, first_section)  # their stage tables show the timing
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
         if job.config.fid_features:  # so that `validate` reads the images through the same features
-            import shutil
-
             shutil.copy2(job.config.fid_features, folder / "reference" / FID_FEATURES_FILE)
         record_artifact_outputs(folder, lambda: open_runner(artifact.runtime, str(artifact_path)), artifact.inputs)
         carried = carry_baseline(job, target, folder) if job.config.with_baseline else None
-        write_reports(folder, report)
-        if job.config.run_recipe:
-            from ..recipe_file import RECIPE_FILE, recipe_yaml
-
-            (folder / RECIPE_FILE).write_text(recipe_yaml(dict(job.config.run_recipe)))
-        write_manifest(folder, {**manifest_info(job, target, artifact, report, ctx.fp32_onnx),
-                                **({"baseline": carried} if carried else {})})
+        manifest = {**manifest_info(job, target, artifact, report, ctx.fp32_onnx),
+                    **({"baseline": carried} if carried else {})}
+        finish_bundle(folder, report, manifest, job.config.run_recipe, plot_summary)
     return report
 
 
@@ -83,19 +81,8 @@ def artifact_info(artifact, path: Path) -> dict:
             "runtime": artifact.runtime}
 
 
-def analyse(report: Report, probe: ArtifactProbe, names) -> None:
-    """The artifact-scope metrics of the task (compute, per-layer error)."""
-    from ..metrics import get_metrics
-
-    for metric in get_metrics(names):
-        if metric.scope == "artifact":
-            result = metric.measure(probe)
-            if result:
-                report.analysis[metric.name] = result
-
-
 def _compression_sections(job, target, report: Report, folder: Path, at: int) -> None:
-    from ..compression.stages import plot_stages
+    from ..compression.chain import plot_stages
 
     sections, staged = [], None
     for method, done in job.compressed:
@@ -130,18 +117,9 @@ def _original_side(job, target) -> dict:
 
 def carry_baseline(job, target, folder: Path) -> dict | None:
     """A copy of the FP32 model the target is timed against, under baseline/ (with its external data)."""
-    import shutil
-
-    from ..onnx_io import data_file
-
     if target.is_baseline:
         return None
-    runtime, path = baseline(job, target)
-    (folder / "baseline").mkdir()
-    shutil.copy2(path, folder / "baseline" / path.name)
-    if data_file(path).is_file():
-        shutil.copy2(data_file(path), folder / "baseline" / data_file(path).name)
-    return {"path": f"baseline/{path.name}", "runtime": runtime}
+    return copy_baseline(folder, *baseline(job, target))
 
 
 def baseline(job, target) -> tuple[str, Path]:

@@ -14,7 +14,7 @@ TOLERANCE = 1e-3  # of the largest recorded magnitude: float reordering stays fa
 
 
 def artifact_outputs(runner_factory, inputs: dict[str, np.ndarray], names: list[str], batch: int = 16) -> dict:
-    from .compare import by_reference_names
+    from .evaluate import by_reference_names
 
     count = len(next(iter(inputs.values())))
     parts: dict[str, list] = {}
@@ -28,14 +28,14 @@ def artifact_outputs(runner_factory, inputs: dict[str, np.ndarray], names: list[
 
 def batch_for(specs) -> int:
     """Batches the artifact accepts: its fixed batch size where its inputs fix one."""
-    from ..layout import fixed_batch
+    from ..data.layout import fixed_batch
 
     return fixed_batch(specs) or 16
 
 
 def record(folder: Path, runner_factory, specs=()) -> None:
     """reference/artifact_outputs.npz: what the artifact computes here on reference/inputs.npz."""
-    from ..data import LABEL_KEY
+    from ..data.calibration_data import LABEL_KEY
 
     with np.load(folder / "reference" / "inputs.npz") as npz:
         inputs = {key: npz[key] for key in npz.files if key != LABEL_KEY}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 from tests.conftest import DIGITS_FACTORY
 
 COMMANDS = [[], ["export"], ["run"], ["compare"], ["calibrate"], ["validate"], ["demo"], ["targets"], ["lint"],
@@ -36,7 +36,7 @@ def test_help_mentions_pickle_safety_and_exit_codes():
 
 
 def test_help_imports_no_heavy_framework():
-    code = ("import sys; from compress_export.cli import main; sys.argv=['compress-export','--help'];\n"
+    code = ("import sys; from compress_export.cli.main import main; sys.argv=['compress-export','--help'];\n"
             "try: main()\nexcept SystemExit: pass\n"
             "heavy = ('torch', 'onnx', 'onnxruntime', 'numpy', 'tensorflow', 'matplotlib')\n"
             "print('HEAVY', [m for m in heavy if m in sys.modules])")
@@ -48,6 +48,68 @@ def test_targets_lists_onnx_targets():
     output = invoke("targets").output
     for name in ("onnx", "onnx-fp16", "onnx-int8", "onnx-dynamic"):
         assert name in output
+
+
+def test_targets_and_to_help_list_every_target_the_language_model_ones_included():
+    from compress_export.exporters.catalog import CATALOG
+
+    output = invoke("targets").output
+    listed = [line.split()[0] for line in output.splitlines() if line.strip() and not line.startswith("for ")]
+    assert sorted(listed) == sorted(target.name for target in CATALOG)
+    assert "onnx-int4" in listed and "onnxruntime-genai" in output and "compress-export[llm]" in output
+    to_help = " ".join(invoke("export", "--help").output.split())
+    assert all(target.name in to_help for target in CATALOG)
+    assert "for a language model: onnx, onnx-int8, onnx-int4" in to_help
+
+
+def test_root_help_names_every_kind_of_model():
+    text = " ".join(invoke("--help").output.split())
+    for kind in (".onnx", ".pt2", ".keras", "Hugging Face checkpoint folder", "ForCausalLM", ".gguf", "factory"):
+        assert kind in text, kind
+
+
+NOISY_FACTORY = """
+import logging
+import sys
+import warnings
+
+import torch
+
+# A library that logs and warns the way torch does: its own handler, its own level, set when it is imported.
+library = logging.getLogger("noisylib")
+library.addHandler(logging.StreamHandler(sys.stderr))
+library.setLevel(logging.WARNING)
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, image):
+        library.warning("noisylib: a deprecation nobody asked about")
+        warnings.warn("a library's UserWarning", UserWarning, stacklevel=1)
+        return self.fc(image.flatten(1))
+
+
+def factory():
+    torch.manual_seed(0)
+    return Net().eval()
+"""
+
+
+def test_quiet_silences_libraries_logs_and_warnings(tmp_path, digits_data):
+    """-q: stderr stays empty though the model's library logs through its own handler and warns on every call."""
+    (tmp_path / "noisy.py").write_text(NOISY_FACTORY)
+    calib, val = digits_data
+    command = [sys.executable, "-m", "compress_export", f"{tmp_path / 'noisy.py'}:factory", "--to", "onnx",
+               "--calib-data", str(calib), "--val-data", str(val), "--out", str(tmp_path / "out"), "--no-bench"]
+    loud = subprocess.run(command, capture_output=True, text=True)
+    assert loud.returncode == 0, loud.stderr
+    assert "noisylib: a deprecation" in loud.stderr and "UserWarning" in loud.stderr  # the probe really is noisy
+    quiet = subprocess.run([*command, "-q"], capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
 
 
 def _assert_one_line_error(result, code, fragment):

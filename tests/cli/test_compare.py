@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 
 
 def bundle(folder, cosine=0.995, accuracy_drop=0.2, speedup=1.5, size=1000):

@@ -7,10 +7,10 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 from compress_export.job import PipelineConfig
 from compress_export.pipeline import run
-from compress_export.providers import PROVIDER_ENV, artifact_providers, provider_name
+from compress_export.runtimes.providers import PROVIDER_ENV, artifact_providers, provider_name
 
 
 @pytest.fixture

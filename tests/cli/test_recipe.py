@@ -4,7 +4,7 @@ file, and the recipe each bundle keeps runs the same job again to the same bytes
 import yaml
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 
 
 def invoke(*args):

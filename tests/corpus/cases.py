@@ -99,6 +99,28 @@ def _(c):
     return export(c, write(c, "t.onnx", data[: len(data) // 2]))
 
 
+@case("model-flipped-byte-in-a-tensor-name", 2, "invalid ONNX model")
+def _(c):
+    data = bytearray(c.assets["mlp"].read_bytes())
+    data[data.index(b"logits")] ^= 0xFF  # one flipped byte: the output's name is no longer UTF-8
+    return export(c, write(c, "m.onnx", bytes(data)))
+
+
+@case("model-flipped-byte-in-a-node-name", 0, None)
+def _(c):
+    data = bytearray(c.assets["mlp"].read_bytes())
+    data[data.index(b"relu")] ^= 0xFF  # a node's name is only a label: the model still runs
+    return export(c, write(c, "m.onnx", bytes(data)))
+
+
+@case("model-flipped-byte-in-a-name-calibrate", 2, "invalid ONNX model")
+def _(c):
+    data = bytearray(c.assets["mlp"].read_bytes())
+    data[data.index(b"w1")] ^= 0xFF
+    return ["calibrate", write(c, "m.onnx", bytes(data)), "--calib-data", c.assets["mlp_calib"], "--out",
+            c.folder / "r.json", "-q"]
+
+
 @case("model-random-bytes", 2, "corrupt or truncated")
 def _(c):
     return export(c, write(c, "r.onnx", noise(4096)))
@@ -452,6 +474,9 @@ OPTION_CASES = [
     ("--bench-seconds", "nan"), ("--bench-runs", "0"), ("--calibrator", "bogus"), ("--num-bins", "3"),
     ("--lr", "nan"), ("--lr", "0"), ("--alpha", "2"), ("--tflite-io", "int4"), ("--task", "bogus"),
     ("--trt-max-batch", "0"), ("--trt-cache-algorithm", "Bogus"), ("--no-such-option", "1"),
+    ("--max-accuracy-drop", "-5"), ("--max-accuracy-drop", "101"), ("--min-cosine", "1.5"), ("--min-cosine", "-2"),
+    ("--min-decision-agreement", "1.01"), ("--min-detection-f1", "-0.1"), ("--max-perplexity-increase", "-1"),
+    ("--min-bleu", "101"), ("--max-fid", "-1"),
 ]
 for _flag, _value in OPTION_CASES:
     CASES.append(Case(f"option{_flag}={_value}", 2, None,
@@ -674,6 +699,58 @@ def _(c):
     return _validate(_bundle(c), "--report", c.folder / "nowhere" / "r.json")
 
 
+def _rehash(bundle: Path, name: str) -> Path:
+    """The manifest made to vouch for a replaced file: a bundle whose hashes all check, with hostile content."""
+    from compress_export.util.hashing import sha256_file
+
+    return _edit_manifest(bundle, lambda m: {**m, "files": {**m["files"], name: sha256_file(bundle / name)}})
+
+
+@case("validate-garbage-artifact-rehashed", 2, "model.onnx")
+def _(c):
+    bundle = _bundle(c)
+    (bundle / "model.onnx").write_bytes(noise(4096))
+    return _validate(_rehash(bundle, "model.onnx"))
+
+
+@case("validate-garbage-trt-artifact-rehashed", 2, "model.onnx")
+def _(c):
+    bundle = _bundle(c, "trt-int8")
+    (bundle / "model.onnx").write_bytes(noise(4096))
+    return _validate(_rehash(bundle, "model.onnx"))
+
+
+@case("validate-pickled-reference-rehashed", 2, "reference/inputs.npz")
+def _(c):
+    bundle = _bundle(c)
+    np.savez(bundle / "reference" / "inputs.npz", x=np.array([Payload(c.marker)], dtype=object))
+    return _validate(_rehash(bundle, "reference/inputs.npz"))
+
+
+@case("validate-reference-wrong-names-rehashed", 2, "reference/outputs.npz")
+def _(c):
+    bundle = _bundle(c)
+    np.savez(bundle / "reference" / "outputs.npz", something_else=np.zeros((16, 3), np.float32))
+    return _validate(_rehash(bundle, "reference/outputs.npz"))
+
+
+@case("validate-reference-wrong-shape-rehashed", 2, "reference/inputs.npz")
+def _(c):
+    bundle = _bundle(c)
+    np.savez(bundle / "reference" / "inputs.npz", x=np.zeros((16, 7), np.float32))
+    return _validate(_rehash(bundle, "reference/inputs.npz"))
+
+
+@case("validate-negative-gate", 2, None)
+def _(c):
+    return _validate(_bundle(c), "--max-accuracy-drop", "-5")
+
+
+@case("validate-out-of-range-gate-in-manifest", 2, "min_cosine")
+def _(c):
+    return _validate(_edit_manifest(_bundle(c), lambda m: {**m, "gates": {**m["gates"], "min_cosine": 7}}))
+
+
 @case("validate-min-cosine-nan", 2, None)
 def _(c):
     return _validate(_bundle(c), "--min-cosine", "nan")
@@ -686,7 +763,7 @@ def _(c):
 
 @case("validate-stricter-gate-fails", 1, None)
 def _(c):
-    return _validate(_bundle(c), "--min-cosine", "1.5")
+    return _validate(_bundle(c, "trt-int8"), "--min-cosine", "1")
 
 
 @case("validate-trt-require-engine", 3, "--require-engine")
@@ -747,4 +824,4 @@ def _(c):
 
 @case("export-gate-fails", 1, None)
 def _(c):
-    return export(c, c.assets["mlp"], "--min-cosine", "1.5", "--no-fallback", to="onnx-int8")
+    return export(c, c.assets["mlp"], "--min-cosine", "1", "--no-fallback", to="onnx-int8")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 
 from .assets import write_assets
 from .cases import CASES, Context

@@ -7,8 +7,8 @@ import numpy as np
 import onnx
 import pytest
 
-from compress_export import onnx_io
 from compress_export.api import validate_bundle
+from compress_export.graphs import onnx_io
 from compress_export.pipeline import PipelineConfig, run
 from tests.conftest import bundle_files
 

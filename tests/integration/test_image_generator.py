@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 from compress_export.metrics.fid import frechet_distance
 
 torch = pytest.importorskip("torch")

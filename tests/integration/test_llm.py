@@ -10,7 +10,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 
 pytest.importorskip("onnxruntime_genai")
 pytest.importorskip("transformers")
@@ -136,7 +136,7 @@ def test_smollm2_gguf_holds_the_perplexity_budget_at_4_bits(tmp_path):
 
 
 def test_each_weight_matrix_gets_the_width_the_plan_gives_it(tiny_llama, tmp_path):
-    from compress_export.llm.build import build_fp32, quantize, weight_matrices
+    from compress_export.exporters.genai.build import build_fp32, quantize, weight_matrices
 
     fp32 = build_fp32(tiny_llama, tmp_path / "fp32", tmp_path / "cache")
     matrices = weight_matrices(onnx.load(str(fp32 / "model.onnx")))
@@ -151,7 +151,7 @@ def test_each_weight_matrix_gets_the_width_the_plan_gives_it(tiny_llama, tmp_pat
     assert widths[matmuls[0]] == 8 and widths[gather] == 4
     assert all(widths[name] == 4 for name in matmuls[1:-1])
     assert float_matmuls == {matmuls[-1]}
-    from compress_export.llm.build import weight_parameters
+    from compress_export.exporters.genai.build import weight_parameters
 
     tied = next(m for m in matrices if m.op == "Gather")
     assert tied.transposed and weight_parameters(matrices) == sum(m.parameters for m in matrices) - tied.parameters

@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from compress_export.api import validate_bundle
-from compress_export.bundle import verify_bundle
+from compress_export.bundle.manifest import verify_bundle
 from compress_export.errors import BundleIntegrityError
 from compress_export.pipeline import PipelineConfig, run
 from compress_export.specs import QuantRecipe
@@ -163,7 +163,7 @@ def test_include_ops_and_exclude_nodes_choose_what_is_quantized(tmp_path, digits
 
 def test_a_finishing_rewrite_that_costs_a_gate_is_undone(tmp_path, digits_data, monkeypatch):
     from compress_export.exporters.registry import Target
-    from compress_export.onnx_io import save
+    from compress_export.graphs.onnx_io import save
 
     calib, val = digits_data
     seen = {}

@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from compress_export.cli import cli
+from compress_export.cli.main import cli
 from tests.conftest import DIGITS_FACTORY
 
 

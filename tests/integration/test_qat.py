@@ -21,6 +21,8 @@ def _run(out, digits_data, **overrides):
 
 def test_qat_keeps_digits_within_half_a_point_and_reports_ptq_beside_it(tmp_path, digits_data):
     result = _run(tmp_path / "out", digits_data)
+    assert not result.failures, result.failures
+    assert [report.target for report in result.reports] == ["onnx-int8", "trt-int8"]
     for report in result.reports:
         data = report.to_dict()
         reference = data["metrics"]["reference"]["accuracy"]
@@ -38,6 +40,7 @@ def test_qat_keeps_digits_within_half_a_point_and_reports_ptq_beside_it(tmp_path
 def test_qat_is_deterministic_with_a_seed(tmp_path, digits_data):
     first = _run(tmp_path / "a", digits_data, targets="onnx-int8")
     second = _run(tmp_path / "b", digits_data, targets="onnx-int8")
+    assert len(first.reports) == len(second.reports) == 1, (first.failures, second.failures)
     assert first.reports[0].context["qat"]["loss_last"] == second.reports[0].context["qat"]["loss_last"]
     for name in ("model.onnx", "ranges.json"):
         assert (tmp_path / "a" / "onnx-int8" / name).read_bytes() == (tmp_path / "b" / "onnx-int8" / name).read_bytes()
@@ -48,7 +51,7 @@ def test_module_inputs_are_matched_to_the_graph_tensors(digits_data, digits_onnx
     import onnx
 
     from compress_export.compression.qat_torch import match_inputs
-    from compress_export.graph import float_activations, select_nodes
+    from compress_export.graphs.selection import float_activations, select_nodes
     from compress_export.sources import load_model
     from compress_export.sources.torch_source import differentiable_forward
     from compress_export.specs import TensorSpec

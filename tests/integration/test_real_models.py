@@ -65,7 +65,7 @@ def test_published_yolo_detector_keeps_its_boxes_or_fails_its_gate(tmp_path):
     calib, val = write_photo_data(tmp_path / "data", calibration=8, validation=4)
     result = run(PipelineConfig(model=str(model), targets="onnx-int8,trt-int8", out=tmp_path / "out",
                                 calib_data=str(calib), val_data=str(val), bench=None, progress=False))
-    assert result.failures == [] and result.exit_code in (0, 1)
+    assert result.failures == [] and result.exit_code in (0, 1) and len(result.reports) == 2
     for report in (r.to_dict() for r in result.reports):
         assert report["task"] == "detection"
         stats = report["parity"]["output0"]

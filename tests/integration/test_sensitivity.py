@@ -4,8 +4,8 @@ import numpy as np
 import onnx
 import pytest
 
+from compress_export.exporters.onnx.qdq_rewrites import adjacent_nodes, with_float_tensors
 from compress_export.pipeline import PipelineConfig, run
-from compress_export.qdq_rewrites import adjacent_nodes, with_float_tensors
 from compress_export.specs import QuantRecipe
 from tests.conftest import DIGITS_FACTORY
 

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from compress_export.data.layout import batch_axis, model_feeds, sample_major_outputs
 from compress_export.job import PipelineConfig
-from compress_export.layout import batch_axis, model_feeds, sample_major_outputs
 from compress_export.pipeline import run
 
 

@@ -5,13 +5,13 @@ import onnx
 import pytest
 
 from compress_export.api import build_engine_for_bundle, lint_model, validate_bundle
+from compress_export.calibration.trt_cache import parse_cache
 from compress_export.errors import MissingDependencyError
 from compress_export.exporters.tensorrt.engine import tensorrt_available
 from compress_export.exporters.tensorrt.lint import lint_for_tensorrt
-from compress_export.exporters.tensorrt.target import activation_scales
+from compress_export.exporters.tensorrt.targets import activation_scales
 from compress_export.pipeline import PipelineConfig, run
 from compress_export.specs import QuantRecipe
-from compress_export.trt_cache import parse_cache
 from tests.conftest import RESIDUAL_FACTORY
 
 needs_tensorrt = pytest.mark.skipif(not tensorrt_available(), reason="tensorrt not installed")

@@ -9,7 +9,7 @@ from compress_export.metrics.cosine import cosine_rows
 from compress_export.metrics.gates import Gates
 from compress_export.metrics.sqnr import sqnr_db
 from compress_export.metrics.suite import MetricSuite
-from compress_export.report import Report
+from compress_export.report.report import Report
 from compress_export.validators.bench import percentile_ms, summarize, tile_batch
 
 

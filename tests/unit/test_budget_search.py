@@ -5,9 +5,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from compress_export.exporters.onnx.qdq_rewrites import scale_and_zero_point, with_tensor_ranges
 from compress_export.metrics.gates import Gates
-from compress_export.qdq_rewrites import scale_and_zero_point, with_tensor_ranges
-from compress_export.sensitivity import Evaluator, search_budget
+from compress_export.search.activations import Evaluator, search_budget
 
 BY_METHOD = {
     "minmax": {"a": (0.0, 9.0), "b": (0.0, 9.0), "c": (0.0, 9.0)},
@@ -134,7 +134,7 @@ class RoundedWeightsScorer(KnownScorer):
 
 
 def test_a_budget_that_every_activation_in_float_misses_is_reported_as_the_weights_doing():
-    from compress_export.sensitivity import markdown
+    from compress_export.search.activations import markdown
 
     result = search_budget(RoundedWeightsScorer("minmax", min_cosine=0.99), list(LOSS), {}, "minmax")
     limit = result.weight_limit

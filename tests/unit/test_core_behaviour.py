@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compress_export.calibration.histogram import TensorHistogram
-from compress_export.calibration.methods import METHODS, compute_ranges
+from compress_export.calibration.methods import CALIBRATORS, compute_ranges
 
 
 def _outlier_values(seed: int = 0) -> np.ndarray:
@@ -21,10 +21,10 @@ def test_each_calibrator_gives_its_own_ranges_on_data_with_outliers():
     hist = TensorHistogram(2048)
     values = _outlier_values()
     hist.update(values)
-    ranges = {method: compute_ranges({"t": hist}, method, percentile=99.9)["t"] for method in METHODS}
+    ranges = {method: compute_ranges({"t": hist}, method, percentile=99.9)["t"] for method in CALIBRATORS}
     assert ranges["minmax"] == (float(values.min()), 40.0)
     highs = {method: hi for method, (_, hi) in ranges.items()}
-    assert len(set(highs.values())) == len(METHODS), highs  # four different answers
+    assert len(set(highs.values())) == len(CALIBRATORS), highs  # four different answers
     for method in ("percentile", "entropy"):
         assert highs[method] < 20.0, method  # each clips the outliers, minmax does not
     assert highs["mse"] < highs["minmax"]  # mse weighs clipping error against rounding error: it trims less
@@ -40,10 +40,10 @@ def _relu_model(path):
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(CALIBRATORS))
 def test_calibration_step_uses_the_chosen_calibrator(tmp_path, method):
-    from compress_export.calibrate import calibrate_onnx
-    from compress_export.data import load_npz_data
+    from compress_export.calibration.calibrate import calibrate_onnx
+    from compress_export.data.calibration_data import load_npz_data
     from compress_export.specs import QuantRecipe, TensorSpec
 
     _relu_model(tmp_path / "m.onnx")
@@ -51,7 +51,7 @@ def test_calibration_step_uses_the_chosen_calibrator(tmp_path, method):
     np.savez(tmp_path / "d.npz", x=values)
     data = load_npz_data(tmp_path / "d.npz", (TensorSpec("x", ("batch", 4)),), 1000)
     tables = {name: calibrate_onnx(tmp_path / "m.onnx", data, QuantRecipe(method=name, percentile=99.9), False)
-              for name in METHODS}
+              for name in CALIBRATORS}
     mine = tables[method].ranges["x"]
     others = [table.ranges["x"] for name, table in tables.items() if name != method]
     assert mine not in others
@@ -72,7 +72,7 @@ def _residual_graph(path):
 
 
 def test_float_readers_get_the_exact_tensor(tmp_path):
-    from compress_export.exporters.qdq import detach_float_readers, quantize_with_ranges
+    from compress_export.exporters.onnx.qdq import detach_float_readers, quantize_with_ranges
 
     original = _residual_graph(tmp_path / "fp32.onnx")
     out = tmp_path / "int8.onnx"
@@ -91,10 +91,10 @@ def test_float_readers_get_the_exact_tensor(tmp_path):
 
 def test_qat_changes_weights_and_ranges_and_lowers_the_loss():
     torch = pytest.importorskip("torch")
+    from compress_export.calibration.range_table import RangeTable
     from compress_export.compression.qat_settings import QatSettings
     from compress_export.compression.qat_torch import fine_tune
-    from compress_export.data import load_npz_data
-    from compress_export.ranges import RangeTable
+    from compress_export.data.calibration_data import load_npz_data
     from compress_export.specs import TensorSpec
 
     torch.manual_seed(0)
@@ -127,7 +127,7 @@ def test_qat_changes_weights_and_ranges_and_lowers_the_loss():
 def test_the_exact_runner_computes_qdq_arithmetic_as_written(tmp_path):
     """The trt-int8 proxy: INT8 values, exact products and sums, as TensorRT computes them (onnxruntime's
     fused signed-INT8 kernels may saturate on CPUs without VNNI; this runner must not)."""
-    from compress_export.exporters.qdq import quantize_with_ranges
+    from compress_export.exporters.onnx.qdq import quantize_with_ranges
     from compress_export.runtimes import open_runner
     from tests.corpus.assets import mlp, mlp_data, mlp_weights
 
@@ -160,7 +160,7 @@ def test_a_tensor_read_only_inside_an_if_branch_keeps_its_producer(tmp_path):
     not drop the Q/DQ pair the branch still reads, nor leave the branch without its tensor."""
     import onnxruntime as ort
 
-    from compress_export.exporters.qdq import detach_float_readers, quantize_with_ranges
+    from compress_export.exporters.onnx.qdq import detach_float_readers, quantize_with_ranges
 
     rng = np.random.default_rng(0)
     branch_out = helper.make_tensor_value_info("b", TensorProto.FLOAT, ["batch", 8])

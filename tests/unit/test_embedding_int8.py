@@ -6,7 +6,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from compress_export.exporters.embedding_int8 import MIN_ELEMENTS, quantize_embedding_tables
+from compress_export.exporters.onnx.embedding_int8 import MIN_ELEMENTS, quantize_embedding_tables
 
 
 def embedding_model(tied: bool, rows=400, width=256):

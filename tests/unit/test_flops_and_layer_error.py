@@ -55,7 +55,7 @@ def test_flops_follow_the_dynamic_dimensions_of_the_data():
 
 
 def test_qdq_model_counts_the_same_compute_and_weights(tmp_path):
-    from compress_export.exporters.qdq import quantize_with_ranges
+    from compress_export.exporters.onnx.qdq import quantize_with_ranges
 
     onnx.save_model(_conv_model(), str(tmp_path / "fp32.onnx"))
     ranges = {name: (-8.0, 8.0) for name in ("x", "c1", "c2", "f", "t", "y", "z")}
@@ -67,7 +67,7 @@ def test_qdq_model_counts_the_same_compute_and_weights(tmp_path):
 
 
 def test_layer_error_finds_the_tensor_with_the_coarse_range(tmp_path):
-    from compress_export.exporters.qdq import quantize_with_ranges
+    from compress_export.exporters.onnx.qdq import quantize_with_ranges
     from compress_export.metrics.base import ArtifactProbe
     from compress_export.metrics.layer_error import METRIC
 

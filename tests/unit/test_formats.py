@@ -3,10 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from compress_export.bundle import BundleWriter, verify_bundle, write_manifest
-from compress_export.data import infer_specs, load_npz_data
+from compress_export.bundle.manifest import verify_bundle, write_manifest
+from compress_export.bundle.writer import BundleWriter
+from compress_export.calibration.range_table import RangeTable
+from compress_export.data.calibration_data import infer_specs, load_npz_data
 from compress_export.errors import BundleIntegrityError, UsageError
-from compress_export.ranges import RangeTable
 from compress_export.specs import TensorSpec
 
 
@@ -221,14 +222,14 @@ def test_crafted_npz_headers_are_refused_before_allocation(tmp_path):
 
 
 def test_random_data_refuses_sizes_it_cannot_hold(tmp_path):
-    from compress_export.data import random_data
+    from compress_export.data.calibration_data import random_data
 
     with pytest.raises(UsageError, match="GiB"):
         random_data((TensorSpec("x", ("batch", 100_000, 100_000)),), 64, 16, 0, tmp_path)
 
 
 def test_malformed_range_tables_and_caches_are_refused(tmp_path):
-    from compress_export.ranges import SCHEMA, RangeTable
+    from compress_export.calibration.range_table import SCHEMA, RangeTable
 
     for ranges, message in (([1, 2], "objects"), ({"t": 3.0}, r"\[lo, hi\]"), ({"t": [0, "inf"]}, "finite"),
                             ({"t": [2.0, 1.0]}, "lo <= hi"), ({"t": [True, 1.0]}, r"\[lo, hi\]")):

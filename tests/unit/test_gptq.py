@@ -5,8 +5,8 @@ is the same in every process and never the held-out text."""
 import numpy as np
 import pytest
 
-from compress_export.llm.calibration import fake_quantize, relative_output_error
-from compress_export.llm.gptq import LEVELS, Int4Weight, gptq
+from compress_export.exporters.genai.gptq import LEVELS, Int4Weight, gptq
+from compress_export.exporters.genai.gptq_calibration import fake_quantize, relative_output_error
 
 
 def _correlated_inputs(rng, tokens: int, k: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def test_codes_and_scales_land_in_matmulnbits_exactly(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-    from compress_export.llm.build import replace_4bit_weights
+    from compress_export.exporters.genai.build import replace_4bit_weights
 
     rng = np.random.default_rng(2)
     k, n = 64, 24
@@ -79,7 +79,7 @@ def test_packing_puts_the_even_index_in_the_low_nibble():
 
 
 def test_calibration_text_is_stable_and_not_the_held_out_text():
-    from compress_export.llm.text import CALIBRATION_MODULES, DOC_MODULES, calibration_text, held_out_text
+    from compress_export.data.text import CALIBRATION_MODULES, DOC_MODULES, calibration_text, held_out_text
 
     assert not set(CALIBRATION_MODULES) & set(DOC_MODULES)
     calibration, origin = calibration_text(None)
@@ -90,9 +90,9 @@ def test_calibration_text_is_stable_and_not_the_held_out_text():
 
 def test_loss_sensitivity_finds_fused_projections_and_scores_only_what_changes(tmp_path):
     pytest.importorskip("transformers")
-    from compress_export.llm.build import WeightMatrix
-    from compress_export.llm.loss_sensitivity import Edges, loss_sensitivity
-    from compress_export.llm.source import float_model
+    from compress_export.exporters.genai.build import WeightMatrix
+    from compress_export.exporters.genai.weight_sensitivity import Edges, loss_sensitivity
+    from compress_export.sources.causal_lm import float_model
     from tests.tiny_llm import write_tiny_llama
 
     folder = write_tiny_llama(tmp_path / "llama")
@@ -122,9 +122,9 @@ def test_loss_sensitivity_finds_fused_projections_and_scores_only_what_changes(t
 
 def test_the_lm_head_is_scored_in_runs_of_vocabulary_columns(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    from compress_export.llm import loss_sensitivity as sensitivity
-    from compress_export.llm.build import WeightMatrix
-    from compress_export.llm.source import float_model
+    from compress_export.exporters.genai import weight_sensitivity as sensitivity
+    from compress_export.exporters.genai.build import WeightMatrix
+    from compress_export.sources.causal_lm import float_model
     from tests.tiny_llm import write_tiny_llama
 
     folder = write_tiny_llama(tmp_path / "llama")
@@ -141,7 +141,7 @@ def test_the_lm_head_is_scored_in_runs_of_vocabulary_columns(tmp_path, monkeypat
 
 
 def test_a_hessian_without_cholesky_factor_is_refused_not_rounded_wrongly():
-    from compress_export.llm.gptq import NotPositiveDefinite
+    from compress_export.exporters.genai.gptq import NotPositiveDefinite
 
     with pytest.raises(NotPositiveDefinite):
         gptq(np.ones((32, 4), np.float32), -np.eye(32), 32)
@@ -160,7 +160,7 @@ def _fused_matmul(weight):
 def test_pieces_of_a_fused_matmul_split_where_their_widths_differ_and_compute_the_same():
     import onnxruntime as ort
 
-    from compress_export.llm.build import WeightMatrix, piece, split_mixed_widths
+    from compress_export.exporters.genai.build import WeightMatrix, piece, split_mixed_widths
 
     rng = np.random.default_rng(0)
     weight = rng.normal(size=(64, 12)).astype(np.float32)

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from compress_export.llm.calibration import fake_quantize
-from compress_export.llm.scoring import windows
-from compress_export.llm.search import search
+from compress_export.data.text import windows
+from compress_export.exporters.genai.gptq_calibration import fake_quantize
 from compress_export.metrics.suite import MetricSuite
+from compress_export.search.weight_widths import search
 
 
 def _metrics(reference: dict, candidate: dict) -> dict:

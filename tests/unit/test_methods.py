@@ -2,12 +2,7 @@ import numpy as np
 import pytest
 
 from compress_export.calibration.histogram import TensorHistogram
-from compress_export.calibration.methods import (
-    entropy_threshold,
-    minmax_range,
-    mse_range,
-    percentile_range,
-)
+from compress_export.calibration.methods import entropy_threshold, minmax_range, mse_range, percentile_range
 
 
 def _hist(values, bins=2048):

@@ -11,7 +11,7 @@ from torch import nn
 
 from compress_export.compression.distill_torch import DistillSettings, distill, held_out_cosine
 from compress_export.compression.prune_torch import prunable_layers, prune
-from compress_export.data import CalibrationData, Shard
+from compress_export.data.calibration_data import CalibrationData, Shard
 from compress_export.errors import UsageError
 from compress_export.specs import TensorSpec
 

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from compress_export.quiet_logs import quiet_loggers
+from compress_export.util.quiet_logs import quiet_loggers
 
 
 def test_quiet_loggers_raise_levels_for_the_block_and_give_each_its_own_back():

@@ -31,7 +31,7 @@ def test_masks_keep_the_two_largest_of_every_four_input_weights():
 def test_fine_tuning_changes_the_weights_and_keeps_the_pattern(tmp_path):
     from compress_export.compression.distill_torch import DistillSettings, distill
     from compress_export.compression.sparsity_torch import apply_masks, masks_2_4
-    from compress_export.data import CalibrationData, Shard
+    from compress_export.data.calibration_data import CalibrationData, Shard
     from compress_export.specs import TensorSpec
 
     torch.manual_seed(0)
@@ -69,7 +69,7 @@ def _gemm_model(weight: np.ndarray, quantized: bool) -> onnx.ModelProto:
 @pytest.mark.parametrize("quantized", [False, True])
 def test_the_linter_catches_a_broken_2_4_pattern(quantized):
     from compress_export.exporters.tensorrt.lint import SPARSITY_KEY
-    from compress_export.onnx_io import set_metadata
+    from compress_export.graphs.onnx_io import set_metadata
 
     weight = np.array([[1, 0, 2, 0, 0, 3, 0, 4], [0, 5, 6, 0, 7, 0, 0, 8], [1, 1, 0, 0, 0, 0, 1, 1]], np.float32)
     model = _gemm_model(weight, quantized)

@@ -8,10 +8,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compress_export.exporters.qdq import detach_float_readers, quantize_with_ranges
+from compress_export.exporters.onnx.qdq import detach_float_readers, quantize_with_ranges
+from compress_export.exporters.onnx.qdq_rewrites import searched_graph, speed_costs, with_tensor_ranges
 from compress_export.metrics.flops import macs_by_node
-from compress_export.qdq_rewrites import searched_graph, speed_costs, with_tensor_ranges
-from compress_export.sensitivity import order
+from compress_export.search.activations import order
 
 
 def conv_mul_conv(path):

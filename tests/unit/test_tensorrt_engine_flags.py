@@ -69,7 +69,7 @@ def test_a_model_marked_2_4_is_built_with_sparse_weights(tmp_path):
 
     from compress_export.exporters.tensorrt.engine import with_model_flags
     from compress_export.exporters.tensorrt.lint import SPARSITY_KEY
-    from compress_export.onnx_io import set_metadata
+    from compress_export.graphs.onnx_io import set_metadata
 
     graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
                                    [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],

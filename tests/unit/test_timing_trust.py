@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from compress_export.bundle import INT8_FEATURES, cpu_info, platform_info
-from compress_export.stages.benchmark import noise_warnings
+from compress_export.runtimes.machine import INT8_FEATURES, cpu_info, platform_info
+from compress_export.validators.speedup import noise_warnings
 
 
 def test_sessions_do_not_spin_between_interleaved_runs():

@@ -1,6 +1,6 @@
 """The trade-off plot: marker area follows artifact size, and labels of coinciding markers do not overprint."""
 
-from compress_export.report import label_offsets, marker_areas, plot_tradeoff
+from compress_export.report.plots import label_offsets, marker_areas, plot_tradeoff
 
 
 def test_marker_area_is_proportional_to_size():

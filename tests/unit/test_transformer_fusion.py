@@ -3,7 +3,7 @@ rounding that tipped the other way."""
 
 import numpy as np
 
-from compress_export.exporters.transformer_fusion import same_function
+from compress_export.exporters.onnx.transformer_fusion import same_function
 
 RNG = np.random.default_rng(0)
 BEFORE = [RNG.normal(size=(8, 384))]

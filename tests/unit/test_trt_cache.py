@@ -3,9 +3,9 @@ import struct
 import numpy as np
 import pytest
 
+from compress_export.calibration.range_table import RangeTable
+from compress_export.calibration.trt_cache import hex_to_scale, make_cache, parse_cache, scale_to_hex
 from compress_export.errors import UsageError
-from compress_export.ranges import RangeTable
-from compress_export.trt_cache import hex_to_scale, make_cache, parse_cache, scale_to_hex
 
 
 @pytest.mark.parametrize(

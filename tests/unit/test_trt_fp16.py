@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compress_export.exporters.tensorrt.fp16 import to_mixed_fp16
 from compress_export.exporters.tensorrt.lint import FP16_QDQ_OPSET
-from compress_export.onnx_io import session
+from compress_export.graphs.onnx_io import session
 
 
 def _model() -> onnx.ModelProto:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ...bundle import verify_bundle, write_manifest
+from ...bundle.manifest import verify_bundle, write_manifest
 from ...errors import MissingDependencyError, UsageError
 from ...specs import TensorSpec
 from .engine import EngineBuildSettings, build_engine, tensorrt_available
 from .options import EngineFlags
-from .target import ENGINE_FILE, MODEL_FILE, TIMING_CACHE_FILE
+from .targets import ENGINE_FILE, MODEL_FILE, TIMING_CACHE_FILE
 
 
 def build_engine_for_bundle(folder: Path, max_batch: int = 32, flags: EngineFlags = EngineFlags()) -> dict:

@@ -113,7 +113,7 @@ def with_model_flags(flags: EngineFlags, onnx_path: Path) -> EngineFlags:
 
     import onnx
 
-    from ...onnx_io import metadata
+    from ...graphs.onnx_io import metadata
     from .lint import SPARSITY_KEY
 
     model = onnx.load(str(onnx_path), load_external_data=False)

@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 
 from ...errors import ExportError
-from ...graph import default_opset, names_read, sort_topologically, with_inferred_shapes
-from ...onnx_io import session_with_outputs
+from ...graphs.onnx_io import session_with_outputs
+from ...graphs.selection import default_opset, names_read, sort_topologically, with_inferred_shapes
 from .lint import FP16_QDQ_OPSET
 
 FP16_MAX = 65504.0

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ...graph import default_opset, with_inferred_shapes
-from ...onnx_io import metadata
+from ...graphs.onnx_io import metadata
+from ...graphs.selection import default_opset, with_inferred_shapes
 
 MIN_OPSET = 13
 FP16_QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear take FP16 from here

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ...errors import ExportError, require
-from ...native_output import captured_native_output
+from ...util.native_output import captured_native_output
 
 MODES = ("fp32", "fp16", "dynamic", "int8")
 

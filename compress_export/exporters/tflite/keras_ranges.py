@@ -11,8 +11,8 @@ import numpy as np
 from ...calibration.collector import unquantizable
 from ...calibration.histogram import TensorHistogram
 from ...calibration.methods import compute_ranges
-from ...data import CalibrationData
-from ...ranges import RangeTable
+from ...calibration.range_table import RangeTable
+from ...data.calibration_data import CalibrationData
 from ...runtimes.keras import keras_inputs
 from ...specs import QuantRecipe
 

@@ -8,9 +8,9 @@ import numpy as np
 from ...calibration.collector import unquantizable
 from ...calibration.histogram import TensorHistogram
 from ...calibration.methods import compute_ranges
-from ...data import CalibrationData
+from ...calibration.range_table import RangeTable
+from ...data.calibration_data import CalibrationData
 from ...errors import ExportError, require
-from ...ranges import RangeTable
 from ...specs import QuantRecipe
 from .convert import captured_native_output
 

@@ -1,0 +1,134 @@
+"""The quality budget for one target: export; when a quantized artifact misses the gates, search other
+calibrators' ranges, per-tensor ranges, then the activations in float that cost the least speed, and ship
+the searched graph (or export again with its fallback nodes, where the target's placement rules ask)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+
+from ..calibration.calibrate import ranges_by_method
+from ..data.calibration_data import batch_rows
+from ..data.validation_set import subsample
+from ..exporters.onnx.qdq_rewrites import adjacent_nodes, quantized_activations, searched_graph, speed_cost, speed_costs
+from ..graphs.onnx_io import data_file, save
+from ..graphs.selection import op_types
+from ..metrics.flops import macs_by_node
+from ..metrics.gates import gate_results
+from ..runtimes import open_runner
+from ..validators.evaluate import compare
+from .activations import Evaluator, search_budget
+
+
+def validate(artifact, folder: Path, job):
+    path = folder / artifact.path
+    return compare(lambda: open_runner(artifact.runtime, str(path)), job.validation, job.task_metrics)
+
+
+def export_within_budget(job, target, ctx):
+    """Returns the artifact, its metric suite, the search (or None) and the ranges it was built with, after the
+    target's finishing rewrite (validated again, so the numbers are the shipped file's)."""
+    artifact, suite, search, ranges = _export_searched(job, target, ctx)
+    if not target.finish:
+        return artifact, suite, search, ranges
+    path = ctx.bundle_dir / artifact.path
+    unfinished = _read_files(path)
+    notes = target.run_finish(path, job.validation.batches[0][0])
+    if notes and _read_files(path) != unfinished:
+        finished = validate(artifact, ctx.bundle_dir, job)
+        if _within(job, suite) and not _within(job, finished):
+            _write_files(unfinished)
+            notes = [f"{notes[0].split(' (')[0]} undone: the finished graph missed a gate the unfinished one met"]
+        else:
+            suite = finished
+    if notes:
+        artifact = replace(artifact, notes=artifact.notes + tuple(notes))
+    return artifact, suite, search, ranges
+
+
+def _read_files(path: Path) -> dict[Path, bytes | None]:
+    """The artifact and its external data file (None: none), to put back when a finishing rewrite costs a gate."""
+    return {file: file.read_bytes() if file.exists() else None for file in (path, data_file(path))}
+
+
+def _write_files(files: dict[Path, bytes | None]) -> None:
+    for file, content in files.items():
+        if content is None:
+            file.unlink(missing_ok=True)
+        else:
+            file.write_bytes(content)
+
+
+def _export_searched(job, target, ctx):
+    """The search rewrites ONNX graphs, so it runs where the artifact is one."""
+    artifact = target.run_export(ctx)
+    suite = validate(artifact, ctx.bundle_dir, job)
+    path = ctx.bundle_dir / artifact.path
+    searchable = target.budget_search and job.config.fallback and path.suffix == ".onnx" and ctx.ranges is not None
+    if not searchable or _within(job, suite):
+        return artifact, suite, None, ctx.ranges
+    search, ranges = _search(job, ctx, path, artifact.runtime)
+    if target.budget_search == "rewrite":
+        if ranges is not ctx.ranges or search.float_tensors:
+            save(searched_graph(onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx)), search.float_tensors,
+                                search.range_choice.ranges if search.range_choice else None), path)
+            suite = validate(artifact, ctx.bundle_dir, job)
+        return artifact, suite, search, ranges
+    float_nodes = _float_nodes(job, ctx, search)
+    if ranges is not ctx.ranges or float_nodes:
+        artifact = target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
+        suite = validate(artifact, ctx.bundle_dir, job)
+    return artifact, suite, search, ranges
+
+
+def _within(job, suite) -> bool:
+    return all(result["passed"] for result in gate_results(job.config.gates, suite.parity(), suite.metrics()))
+
+
+def _search(job, ctx, path: Path, runtime: str):
+    from tqdm import tqdm
+
+    quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
+    candidates = quantized_activations(quantized)
+    batches = subsample(job.validation.batches)
+    macs = {name: value for name, value in macs_by_node(original, ctx.example_shapes, batches[0][0]) if value}
+    evaluator = Evaluator(quantized, original, batches, job.config.gates, job.task_metrics, runtime,
+                          costs=speed_costs(quantized, macs))
+    by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
+    with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
+              file=sys.stderr, leave=False) as bar:
+        search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: _step(bar))
+    search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
+    search.speed_cost = speed_cost(evaluator.costs, search.float_tensors, macs)
+    ranges = ctx.ranges
+    if search.range_choice and search.range_choice.ranges:
+        ranges = ctx.ranges.with_ranges(search.range_choice.label, search.range_choice.ranges)
+    return search, ranges
+
+
+def _step(bar) -> None:
+    """One trial; a search that comes back from the float end takes a second pass over the tensors."""
+    if bar.total is not None and bar.n >= bar.total:
+        bar.total += bar.total
+        bar.refresh()
+    bar.update(1)
+
+
+def _float_nodes(job, ctx, search) -> list[str]:
+    """For a target that exports again: the nodes to keep in float so the searched tensors stay float."""
+    if not search.float_tensors:
+        return []
+    original = onnx.load(str(ctx.fp32_onnx))
+    quantizable = {node.name for node in original.graph.node if node.op_type in {*op_types(job.config.recipe), "Add"}}
+    float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
+    search.float_nodes = float_nodes
+    if not quantizable - set(float_nodes):
+        # Keeping those tensors in float means keeping every quantizable node in float: not this target.
+        search.note = (f"keeping {', '.join(search.float_tensors)} in float would leave no node quantized; "
+                       "the artifact keeps every node quantized and misses the budget")
+        search.float_tensors, search.float_nodes, search.met = [], [], False
+        return []
+    return float_nodes
