@@ -31,16 +31,19 @@ def recorded_windows(folder: Path) -> tuple[list[Window], dict]:
 
 def recorded_generations(folder: Path) -> tuple[dict, str]:
     """The prompts, FP32 continuations and generation length recorded at export, and the long prompt's text."""
-    reference = folder / "reference"
-    try:
-        recorded = json.loads((reference / "continuations.json").read_text())
-        long_prompt = (reference / "long_prompt.txt").read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{reference}: the recorded prompts and continuations do not read ({exc})") from None
+    path = folder / "reference" / "continuations.json"
+    recorded = _read(path, json.loads)
     missing = [key for key in RECORDED_KEYS if not isinstance(recorded, dict) or key not in recorded]
     if missing:
-        raise UsageError(f"{reference / 'continuations.json'}: no {', '.join(missing)}")
-    return recorded, long_prompt
+        raise UsageError(f"{path}: no {', '.join(missing)}")
+    return recorded, _read(folder / "reference" / "long_prompt.txt", str)
+
+
+def _read(path: Path, parse):
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UsageError(f"{path}: does not read ({exc})") from None
 
 
 def check_bundle(folder: Path, manifest: dict, target, limits, bench, require_engine: bool) -> Report:

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
@@ -103,6 +104,29 @@ def test_validate_rechecks_a_language_model_bundle_and_its_hashes(exported, tmp_
         data.write(b"\x7f")
     tampered = invoke("validate", copy, "-q")
     assert tampered.exit_code == 2 and "model.onnx.data" in tampered.output
+
+
+@pytest.mark.parametrize("name, content", [
+    ("reference/heldout.npz", lambda path: np.savez(path, first=np.array([object()], dtype=object))),
+    ("reference/heldout.npz", lambda path: np.savez(path, nll=np.zeros(3))),
+    ("reference/continuations.json", lambda path: path.write_text('{"prompts": ["a"]}')),
+    ("reference/continuations.json", lambda path: path.write_text("[not json")),
+])
+def test_validate_refuses_replaced_and_rehashed_reference_files_in_one_line(exported, tmp_path, name, content):
+    import shutil
+
+    from compress_export.util.hashing import sha256_file
+
+    _, out = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "onnx-int8", copy)
+    content(copy / name)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"][name] = sha256_file(copy / name)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("validate", copy, "-q", "--no-bench")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and name in lines[0], result.output
 
 
 def test_a_language_model_refuses_other_targets_and_bad_text(tiny_llama, tmp_path):
