@@ -26,10 +26,13 @@ class Accuracy(Metric):
         logits = classifier_output(reference)
         if labels is None or logits is None:
             return
-        classes = reference[logits].shape[1]
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
-            from ..errors import UsageError
+        from ..errors import UsageError
 
+        rows, classes = reference[logits].shape
+        if rows != len(labels):
+            raise UsageError(f"output {logits!r} has {rows} rows for {len(labels)} labelled samples: the model does "
+                             "not give one row of class scores per sample, so accuracy cannot be measured")
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise UsageError(f"the labels run from {labels.min()} to {labels.max()}, but output {logits!r} has "
                              f"{classes} classes: are they the labels of this model?")
         state["reference"] += int((reference[logits].argmax(1) == labels).sum())

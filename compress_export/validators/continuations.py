@@ -1,4 +1,4 @@
-"""Continuations and speed of decoder folders, measured in child processes (generate_worker): the FP32 model and
+"""Continuations and speed of decoder folders, measured in child processes (generation_worker.py): the FP32 model and
 each candidate take turns prompt by prompt in one process; peak RSS each in a process of its own."""
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ def compare(runner_factory: Callable, validation, metrics: Sequence) -> MetricSu
     with runner_factory() as runner:
         for feeds, labels, expected in validation.batches:
             produced = by_reference_names(runner.infer(feeds), list(expected))
+            _same_shapes(expected, produced)
             suite = suite or MetricSuite(list(expected), metrics)
             suite.update(expected, produced, labels)
     return suite
@@ -28,3 +29,12 @@ def by_reference_names(produced: dict, names: list[str]) -> dict:
         return dict(zip(names, produced.values(), strict=True))
     missing = [name for name in names if name not in produced]
     raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")
+
+
+def _same_shapes(expected: dict, produced: dict) -> None:
+    """An artifact whose output is shaped unlike the original's on the same inputs computes something else."""
+    for name, value in expected.items():
+        got = getattr(produced[name], "shape", None)
+        if got is not None and got != getattr(value, "shape", got):
+            raise ExportError(f"the artifact's output {name!r} has shape {tuple(got)} where the original's has "
+                              f"{tuple(value.shape)} on the same inputs")

@@ -93,9 +93,21 @@ def undefined_input() -> onnx.ModelProto:
     return _model(nodes, [_value("x", TensorProto.FLOAT, ["batch", 4])], [_value("y", TensorProto.FLOAT, ["batch", 4])])
 
 
-MODELS = {"mlp": mlp, "tokens": tokens, "two_inputs": two_inputs, "fixed_reshape": fixed_reshape,
-          "symbolic": symbolic, "huge": huge, "no_inputs": no_inputs, "custom_op": custom_op,
-          "future_opset": future_opset, "undefined_input": undefined_input}
+def rows_folded() -> onnx.ModelProto:
+    """The mlp whose class scores come back two samples to a row ((batch / 2, 6)): not one row per labelled sample."""
+    model = mlp()
+    graph = model.graph
+    graph.node[-1].output[0] = "scores"
+    graph.initializer.append(numpy_helper.from_array(np.array([-1, 6], np.int64), "folded"))
+    graph.node.append(helper.make_node("Reshape", ["scores", "folded"], ["logits"], name="fold"))
+    del graph.output[:]
+    graph.output.append(_value("logits", TensorProto.FLOAT, ["half", 6]))
+    return model
+
+
+MODELS = {"mlp": mlp, "rows_folded": rows_folded, "tokens": tokens, "two_inputs": two_inputs,
+          "fixed_reshape": fixed_reshape, "symbolic": symbolic, "huge": huge, "no_inputs": no_inputs,
+          "custom_op": custom_op, "future_opset": future_opset, "undefined_input": undefined_input}
 
 
 def mlp_data(samples: int = 24, seed: int = RNG_SEED) -> dict[str, np.ndarray]:

@@ -121,6 +121,11 @@ def _(c):
             c.folder / "r.json", "-q"]
 
 
+@case("model-output-rows-unlike-labels", 2, "rows for")
+def _(c):
+    return export(c, c.assets["rows_folded"])
+
+
 @case("model-random-bytes", 2, "corrupt or truncated")
 def _(c):
     return export(c, write(c, "r.onnx", noise(4096)))
