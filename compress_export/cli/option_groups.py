@@ -275,8 +275,7 @@ def build_engine_flags(o: dict):
     from ..exporters.tensorrt.options import EngineFlags
 
     flags = EngineFlags.from_values(o)
-    for spec in EngineFlags.options:
-        o.pop(spec.dest)
+    _pop(o, EngineFlags.options)
     return flags
 
 
@@ -289,8 +288,7 @@ def build_target_options(o: dict) -> dict:
     for key, reference in OPTIONS.items():
         settings = resolve(reference)
         built[key] = settings.from_values(o)
-        for spec in settings.options:
-            o.pop(spec.dest, None)
+        _pop(o, settings.options)
     return built
 
 
@@ -299,9 +297,14 @@ def build_compression(o: dict, seed: int) -> tuple:
     from ..compression import build_steps, method_options
 
     steps = build_steps(o, seed)
-    for spec in method_options():
-        o.pop(spec.dest)
+    _pop(o, method_options())
     return steps
+
+
+def _pop(o: dict, specs) -> None:
+    """The generated options are read: what is left of `o` goes to PipelineConfig."""
+    for spec in specs:
+        o.pop(spec.dest)
 
 
 task_data_options = _stack(

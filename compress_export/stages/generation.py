@@ -25,6 +25,7 @@ from ..report.report import Report
 from ..util.hashing import sha256_file
 from ..validators.generation_measure import measure
 from ..validators.token_scores import score
+from .run_facts import run_facts
 
 
 def say(job, message: str) -> None:
@@ -107,9 +108,6 @@ def build_target(job, target) -> Report:
 
 
 def manifest_info(job, target, artifact) -> dict:
-    from .. import __version__
-
-    return {"target": target.name, "task": job.task.name, "source": job.model.describe(),
-            "artifact": {"path": artifact.path, "runtime": artifact.runtime}, "gates": job.config.gates.to_dict(),
-            "llm": job.text.settings.to_dict(), "seed": job.config.seed, "compress_export_version": __version__}
+    return {**run_facts(job, target), "artifact": {"path": artifact.path, "runtime": artifact.runtime},
+            "llm": job.text.settings.to_dict()}
 

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import __version__
 from ..bundle.contents import copy_baseline, finish_bundle
 from ..bundle.reference_data import FID_FEATURES_FILE, write_reference
 from ..bundle.writer import BundleWriter
@@ -26,6 +25,7 @@ from ..util.hashing import sha256_file
 from ..validators.analysis import artifact_analysis
 from ..validators.cross_machine import record as record_artifact_outputs
 from ..validators.speedup import noise_warnings, speed_warnings
+from .run_facts import run_facts
 
 
 def export_context(job, target, folder: Path, original: bool = False) -> ExportContext:
@@ -170,16 +170,11 @@ def _time_profile(job, target, report: Report, bench, path: Path) -> None:
 
 def manifest_info(job, target, artifact, report: Report, fp32: Path | None) -> dict:
     return {
-        "target": target.name,
-        "task": job.task.name,
+        **run_facts(job, target),
         "artifact": {"path": artifact.path, "runtime": artifact.runtime,
                      "inputs": [spec.to_dict() for spec in artifact.inputs], "outputs": list(artifact.outputs),
                      **artifact.details},
-        "source": job.model.describe(),
         "fp32_onnx_sha256": sha256_file(fp32) if fp32 is not None and fp32.is_file() else None,
         "data": report.context["data"],
         "recipe": job.config.recipe.to_dict(),
-        "gates": job.config.gates.to_dict(),
-        "seed": job.config.seed,
-        "compress_export_version": __version__,
     }
