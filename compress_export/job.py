@@ -64,6 +64,7 @@ class PipelineConfig:
     progress: bool = True
     run_recipe: Mapping[str, Any] | None = None  # every CLI setting, written to each bundle as recipe.yaml
     with_baseline: bool = False  # each bundle carries its FP32 baseline, so `validate` times speed-ups there
+    stats_cache: str | None = None  # a folder of calibration statistics shared between runs (not a job setting)
 
 
 @dataclass
@@ -164,6 +165,8 @@ class Job:
         if self.ranges is not None:
             context["calibration"] = {"method": self.ranges.method, "tensors": len(self.ranges.ranges),
                                       "skipped": self.ranges.skipped}
+            if self.ranges.statistics:
+                context["calibration"]["statistics"] = self.ranges.statistics
         return context
 
 

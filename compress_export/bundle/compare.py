@@ -1,7 +1,7 @@
-"""Two runs side by side: bundles (a folder with report.json) or whole runs (a folder with summary.json),
-matched by target. Per target: every gate's value, the speed-up against FP32 timed beside it (comparable
-across machines, unlike raw milliseconds, which are shown too), size and MACs, each with its change; and
-regression gates for CI, the exit code saying whether B may replace A."""
+"""Two runs side by side: bundles (a folder with report.json), whole runs (a folder with summary.json) or sweeps (a
+folder with fleet.json), matched by target (model/recipe/target for sweeps). Per target: every gate's value, the
+speed-up against FP32 timed beside it (comparable across machines, unlike raw milliseconds, which are shown too),
+size and MACs, each with its change; and regression gates for CI, the exit code saying whether B may replace A."""
 
 from __future__ import annotations
 
@@ -28,7 +28,14 @@ def reports(folder: Path) -> dict[str, dict]:
     if (folder / "summary.json").is_file():
         summary = _json(folder / "summary.json")
         return {entry["target"]: entry["report"] for entry in summary.get("targets", []) if entry.get("report")}
-    raise UsageError(f"{folder}: neither a bundle (report.json) nor a run's output folder (summary.json)")
+    if (folder / "fleet.json").is_file():  # a sweep: every bundle by model/recipe/target, read from the folder
+        fleet = _json(folder / "fleet.json")
+        return {f"{row['model']}/{row['recipe']}/{row['target']}": _json(folder / row["model"] / row["recipe"]
+                                                                        / row["target"] / "report.json")
+                for row in fleet.get("rows", []) if row.get("target")
+                and (folder / row["model"] / row["recipe"] / row["target"] / "report.json").is_file()}
+    raise UsageError(f"{folder}: neither a bundle (report.json), a run's output folder (summary.json) nor a "
+                     "sweep's (fleet.json)")
 
 
 def _json(path: Path) -> dict:

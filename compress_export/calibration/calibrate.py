@@ -15,6 +15,7 @@ from ..util.hashing import sha256_file
 from .collector import collect, unquantizable
 from .methods import CALIBRATORS, compute_ranges
 from .range_table import RangeTable
+from .stats_cache import load_statistics, save_statistics, statistics_key
 
 
 class NothingToQuantize(UsageError):
@@ -33,27 +34,43 @@ def nothing_selected(model: onnx.ModelProto, recipe: QuantRecipe) -> str:
             "check --include-ops / --exclude-ops / --exclude-nodes)")
 
 
-def calibrate_onnx(model_path: Path, data: CalibrationData, recipe: QuantRecipe, progress: bool = True) -> RangeTable:
-    from tqdm import tqdm
+def calibrate_onnx(model_path: Path, data: CalibrationData, recipe: QuantRecipe, progress: bool = True,
+                   cache: Path | None = None) -> RangeTable:
+    """`cache`: a folder of calibration statistics; a pass over the same graph, data, tensors and bins reads them
+    from there instead of running again (stats_cache.py)."""
 
     model = with_inferred_shapes(onnx.load(str(model_path), load_external_data=False))
     tensors = float_activations(model, select_nodes(model, recipe))
     if not tensors:
         raise NothingToQuantize(nothing_selected(model, recipe))
     del model
-    with tqdm(total=len(data), unit="sample", desc="calibrating", disable=not progress, file=sys.stderr,
-              leave=False) as bar:
-        stats = collect(model_path, tensors, data, recipe.num_bins, on_batch=bar.update)
+    model_sha256 = sha256_file(model_path)
+    key = statistics_key(model_sha256, tensors, data.fingerprint, recipe.num_bins) if cache else ""
+    stats = load_statistics(cache, key, tensors) if cache else None
+    reused = stats is not None
+    if stats is None:
+        stats = _collect(model_path, tensors, data, recipe.num_bins, progress)
+        if cache:
+            save_statistics(cache, key, stats)
     skipped = unquantizable(stats)
     usable = {name: hist for name, hist in stats.items() if name not in skipped}
     return RangeTable(
         method=recipe.method,
         ranges=compute_ranges(usable, recipe.method, recipe.percentile),
-        model_sha256=sha256_file(model_path),
+        model_sha256=model_sha256,
         data_fingerprint=data.fingerprint,
         skipped=skipped,
         histograms=usable,
+        statistics="reused" if reused else "collected",
     )
+
+
+def _collect(model_path: Path, tensors: list[str], data: CalibrationData, num_bins: int, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    with tqdm(total=len(data), unit="sample", desc="calibrating", disable=not progress, file=sys.stderr,
+              leave=False) as bar:
+        return collect(model_path, tensors, data, num_bins, on_batch=bar.update)
 
 
 def ranges_by_method(table: RangeTable, percentile: float = 99.99) -> dict[str, dict[str, tuple[float, float]]]:

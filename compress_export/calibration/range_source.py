@@ -24,7 +24,8 @@ def onnx_ranges(config, fp32: Path, calib, recipe: QuantRecipe) -> RangeTable:
             raise UsageError(f"--ranges-from-cache {config.ranges_from_cache}: cannot read ({exc})") from None
         table = RangeTable.from_trt_cache(text, config.ranges_from_cache)
         return checked_ranges(table, config.ranges_from_cache, fp32, config.recipe)
-    return calibrate_onnx(fp32, calib, recipe, config.progress)
+    cache = Path(config.stats_cache) if config.stats_cache else None
+    return calibrate_onnx(fp32, calib, recipe, config.progress, cache)
 
 
 def checked_ranges(table: RangeTable, path: str, fp32: Path, recipe: QuantRecipe) -> RangeTable:

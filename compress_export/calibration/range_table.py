@@ -22,6 +22,7 @@ class RangeTable:
     # The calibration histograms behind the ranges, kept in memory so other methods can be tried
     # per tensor without another pass; absent for a table read from a file.
     histograms: dict = field(default_factory=dict, compare=False, repr=False)
+    statistics: str = field(default="", compare=False)  # "collected" in this run, "reused" from a statistics cache
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in self.ranges.items():

@@ -57,6 +57,7 @@ ROOT_HELP = """Compress a trained model, export it for a target, and prove the r
   compress-export MODEL --to onnx,onnx-int8,onnx-dynamic --calib-data calib.npz --out dist/
   compress-export demo
   compress-export run recipe.yaml --out dist/
+  compress-export sweep fleet.yaml --out fleet-out/
   compress-export compare old/ new/ --max-latency-regression 5
   compress-export calibrate model.onnx --calib-data calib.npz --out ranges.json
   compress-export validate dist/onnx-int8
@@ -75,14 +76,29 @@ dependency, 4 export error, 70 internal error, 130 interrupted (Ctrl-C), 143 ter
 """
 
 
+# Commands that live above the command line (they drive it): imported when named, so `--help` stays instant.
+LAZY_COMMANDS = {"sweep": "compress_export.fleet.command:sweep_command"}
+
+
 class ModelFirstGroup(click.Group):
     """`compress-export MODEL --to ...` runs `export`; known words run their subcommand.
     One error boundary turns our exceptions into one line and a documented exit code."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        known = (*self.commands, *LAZY_COMMANDS, "--help", "-h", "--version")
+        if args and args[0] not in known:
             args = ["export", *args]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            from ..util.lazy import resolve
+
+            self.add_command(resolve(LAZY_COMMANDS[name]), name)
+        return super().get_command(ctx, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -170,6 +186,9 @@ def _write_text(path: Path, text: str, option: str) -> None:
               help="Use this ranges.json instead of calibrating.")
 @click.option("--ranges-from-cache", type=click.Path(exists=True, dir_okay=False),
               help="Use the scales of a TensorRT calibration cache instead of calibrating.")
+@click.option("--stats-cache", type=click.Path(file_okay=False), metavar="DIR",
+              help="Keep calibration statistics in DIR and reuse them when the model, data and settings match "
+                   "(runs of other calibrators or targets skip the pass). Not a recipe setting.")
 @task_option
 @quant_options
 @gate_options
@@ -238,7 +257,8 @@ def run_command(ctx: click.Context, recipe: str) -> int:
               help="Gate: percent by which B's artifact may be larger.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 def compare_command(a, b, max_latency_regression, max_quality_drop, max_size_growth, as_json) -> int:
-    """Compare two bundles, or two runs' output folders, target by target: quality, speed-up, size, MACs.
+    """Compare two bundles, two runs' output folders or two sweeps' (a release against the last one), target by
+    target: quality, speed-up, size, MACs.
     Exit 1 when B regresses past a limit (for CI), 0 otherwise."""
     from ..bundle.compare import Limits, compare, markdown
 

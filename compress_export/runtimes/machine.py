@@ -18,6 +18,14 @@ from .providers import current_provider
 INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
 
 
+NODE_ENV = "COMPRESS_EXPORT_NODE"  # a fleet names the cluster node a job runs on
+
+
+def node_name() -> str:
+    """The machine a measurement was taken on: its host name, and the cluster node where a fleet ran the job."""
+    return os.environ.get(NODE_ENV) or platform.node()
+
+
 def platform_info() -> dict[str, str]:
     cpu = cpu_info()
     return {

@@ -37,15 +37,19 @@ def export_within_budget(job, target, ctx):
     path = ctx.bundle_dir / artifact.path
     unfinished = _read_files(path)
     notes = target.run_finish(path, job.validation.batches[0][0])
+    outcome = None  # the report says when the gates decided whether the finished graph ships
     if notes and _read_files(path) != unfinished:
         finished = validate(artifact, ctx.bundle_dir, job)
         if _within(job, suite) and not _within(job, finished):
             _write_files(unfinished)
             notes = [f"{notes[0].split(' (')[0]} undone: the finished graph missed a gate the unfinished one met"]
+            outcome = "undone"
         else:
-            suite = finished
+            suite, outcome = finished, "kept"
     if notes:
         artifact = replace(artifact, notes=artifact.notes + tuple(notes))
+    if outcome:
+        artifact = replace(artifact, details={**artifact.details, "finishing_rewrite": outcome})
     return artifact, suite, search, ranges
 
 

@@ -22,6 +22,7 @@ from ..metrics.tasks import TASKS
 from ..report.generation_sections import markdown_sections
 from ..report.plots import plot_generation_tradeoff
 from ..report.report import Report
+from ..runtimes.machine import node_name, platform_info
 from ..util.hashing import sha256_file
 from ..validators.generation_measure import measure
 from ..validators.token_scores import score
@@ -96,6 +97,7 @@ def build_target(job, target) -> Report:
                    "precision": artifact.details["precision"], "parameters": weight_parameters(text.matrices),
                    "flops_per_token": 2 * sum(m.parameters for m in text.matrices if m.op == "MatMul"),
                    "exporter": artifact.details["exporter"]}
+        bench["machine"] = {**platform_info(), "node": node_name()}
         info = {"path": artifact.path, "size_bytes": bench["candidate"]["size_bytes"], "runtime": artifact.runtime,
                 "sha256": sha256_file(bundle / artifact.path)}
         report = Report(target=target.name, gates=job.config.gates, artifact=info, metrics=metrics, bench=bench,

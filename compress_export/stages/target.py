@@ -17,7 +17,7 @@ from ..metrics.base import ArtifactProbe
 from ..report.plots import plot_summary
 from ..report.report import Report
 from ..runtimes import open_runner
-from ..runtimes.machine import platform_info
+from ..runtimes.machine import node_name, platform_info
 from ..search.activations import markdown as sensitivity_markdown
 from ..search.activations import plot_sensitivity
 from ..search.budget import export_within_budget, validate
@@ -136,7 +136,7 @@ def baseline(job, target) -> tuple[str, Path]:
 
 def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None:
     report.bench = bench.compare(artifact.runtime, path, baseline(job, target))
-    report.bench["machine"] = platform_info()  # the numbers belong to this CPU and runtime
+    report.bench["machine"] = {**platform_info(), "node": node_name()}  # the numbers belong to this CPU and runtime
     report.warnings += noise_warnings(report.bench.get("a_a", {}))
     if target.is_baseline:
         return

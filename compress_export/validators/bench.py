@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError
+from ..util.measure_lock import measuring
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -65,7 +66,8 @@ def _worker(mode: str, models: list[tuple[str, Path]], sample: dict[str, np.ndar
             command += ["--model", f"{runtime}:{path}"]
         if settings.threads:
             command += ["--threads", str(settings.threads)]
-        done = subprocess.run(command, capture_output=True, text=True)
+        with measuring():
+            done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ExportError(f"benchmark of {', '.join(path.name for _, path in models)} failed: {tail}")

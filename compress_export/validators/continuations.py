@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError
+from ..util.measure_lock import measuring
 from .bench import percentile_ms
 
 
@@ -26,8 +27,9 @@ def _worker(request: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="ce-llm-") as tmp:
         path = Path(tmp) / "request.json"
         path.write_text(json.dumps(request))
-        done = subprocess.run([sys.executable, "-m", "compress_export.validators.generation_worker", str(path)],
-                              capture_output=True, text=True)
+        with measuring():
+            done = subprocess.run([sys.executable, "-m", "compress_export.validators.generation_worker", str(path)],
+                                  capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ExportError(f"onnxruntime-genai could not generate with {', '.join(request['models'])}: {tail[:300]}")

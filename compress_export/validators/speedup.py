@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ..graphs.onnx_io import artifact_bytes
+from ..util.measure_lock import measuring
 from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
 
 
@@ -27,13 +29,16 @@ class Benchmarker:
     def compare(self, runtime: str, path: Path, reference_model: tuple[str, Path]) -> dict:
         """`reference_model`: the FP32 model in the candidate's runtime, (runtime, path)."""
         reference_runtime, reference_path = reference_model
-        # The reference twice: its two copies must time alike (the A/A check), or the ratios mean nothing.
-        reference, twin, candidate = latency_in_subprocess([reference_model, reference_model, (runtime, path)],
-                                                           self.sample, self.settings)
-        if reference_path not in self.reference_memory:
-            self.reference_memory[reference_path] = memory_in_subprocess(reference_runtime, reference_path,
-                                                                         self.sample, self.settings)
-        candidate_memory = memory_in_subprocess(runtime, path, self.sample, self.settings)
+        with measuring():  # the machine to this artifact's timing and memory alone (another job waits)
+            started = time.time()
+            # The reference twice: its two copies must time alike (the A/A check), or the ratios mean nothing.
+            reference, twin, candidate = latency_in_subprocess([reference_model, reference_model, (runtime, path)],
+                                                               self.sample, self.settings)
+            if reference_path not in self.reference_memory:
+                self.reference_memory[reference_path] = memory_in_subprocess(reference_runtime, reference_path,
+                                                                             self.sample, self.settings)
+            candidate_memory = memory_in_subprocess(runtime, path, self.sample, self.settings)
+            window = [started, time.time()]
         self.bar.update(1)
         result = {
             "reference": flat_bench(reference, self.reference_memory[reference_path], artifact_bytes(reference_path),
@@ -42,6 +47,7 @@ class Benchmarker:
             "method": "reference, a second copy of it and the candidate timed interleaved in one process, "
                       "intra-op thread spinning off; peak RSS each in its own",
             "threads": self.settings.threads or os.cpu_count(),
+            "window": window,  # when it was measured (seconds since the epoch): a fleet's timings never overlap
             "a_a": {batch: stats["p50_ms"] / twin[batch]["p50_ms"] for batch, stats in reference.items()
                     if batch in twin},
         }
