@@ -6,18 +6,17 @@ dependency or device, 4 conversion/export error, 70 internal error, 130 interrup
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import signal
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, CompressExportError, UsageError
+from ..errors import UsageError
+from .command_group import ModelFirstGroup, terminate
 from .option_groups import (
     ExportCommand,
     FiniteFloat,
@@ -47,10 +46,6 @@ from .option_groups import (
 )
 from .summary import print_summary
 
-# Where writing a bundle, a report or ranges fails for the user's reasons, not ours.
-FILE_SYSTEM_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
-                      errno.ENAMETOOLONG}
-
 ROOT_HELP = """Compress a trained model, export it for a target, and prove the result.
 
 \b
@@ -74,64 +69,6 @@ file) are refused unless --trust-pickle. `compress-export targets` lists the tar
 Exit codes: 0 passed, 1 a gate failed, 2 usage or input error, 3 missing optional
 dependency, 4 export error, 70 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
-
-
-# Commands that live above the command line (they drive it): imported when named, so `--help` stays instant.
-LAZY_COMMANDS = {"sweep": "compress_export.fleet.command:sweep_command"}
-
-
-class ModelFirstGroup(click.Group):
-    """`compress-export MODEL --to ...` runs `export`; known words run their subcommand.
-    One error boundary turns our exceptions into one line and a documented exit code."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        known = (*self.commands, *LAZY_COMMANDS, "--help", "-h", "--version")
-        if args and args[0] not in known:
-            args = ["export", *args]
-        return super().parse_args(ctx, args)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
-
-    def get_command(self, ctx: click.Context, name: str):
-        if name in LAZY_COMMANDS and name not in self.commands:
-            from ..util.lazy import resolve
-
-            self.add_command(resolve(LAZY_COMMANDS[name]), name)
-        return super().get_command(ctx, name)
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            code = result if isinstance(result, int) else 0
-        except click.exceptions.Exit as stop:
-            code = stop.exit_code
-        except click.ClickException as error:
-            error.show()
-            code = error.exit_code
-        except Terminated:
-            click.echo("terminated: nothing was written in place of the previous bundle", err=True)
-            code = EXIT_TERMINATED
-        except (click.exceptions.Abort, KeyboardInterrupt):
-            click.echo("interrupted: nothing was written in place of the previous bundle", err=True)
-            code = EXIT_INTERRUPTED
-        except CompressExportError as error:
-            click.echo(f"error: {error}", err=True)
-            code = error.exit_code
-        except OSError as error:
-            if error.errno not in FILE_SYSTEM_ERRORS:
-                raise
-            where = error.filename or "a file"
-            click.echo(f"error: cannot write {where}: {error.strerror or error} (nothing partial was left)", err=True)
-            code = EXIT_USAGE
-        except Exception:
-            traceback.print_exc()
-            click.echo("internal error: this is a bug in compress-export; please report it with the trace above",
-                       err=True)
-            code = EXIT_INTERNAL
-        if standalone_mode:
-            sys.exit(code)
-        return code
 
 
 @click.group(cls=ModelFirstGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -395,17 +332,8 @@ def targets_command() -> int:
     return 0
 
 
-class Terminated(BaseException):
-    """SIGTERM (what CI runners and container stops send), unwound like Ctrl-C so that temporary
-    folders are removed and the previous bundle stays."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated()
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     cli.main(prog_name="compress-export")
 
 

@@ -103,9 +103,9 @@ def fleet_exit_code(records: list[dict]) -> int:
 
 def fleet_summary(fleet_path: Path, records: list[dict], pick: str, seconds: float) -> dict:
     rows = fleet_rows(records)
-    per_job = {(row["model"], row["recipe"]): row.get("statistics") for row in rows if row.get("statistics")}
-    statistics = [value for key, value in per_job.items()
-                  if not any(r.get("regated_from") for r in rows if (r["model"], r["recipe"]) == key)]
+    # one entry per job that ran its export (a re-gated job carries its source's report, not a pass of its own)
+    statistics = list({(row["model"], row["recipe"]): row["statistics"] for row in rows
+                       if row.get("statistics") and not row.get("regated_from")}.values())
     a_a = [row["a_a_worst"] for row in rows if row.get("a_a_worst") is not None]
     code = fleet_exit_code(records)
     return {

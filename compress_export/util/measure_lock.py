@@ -55,10 +55,6 @@ def _inherited() -> int | None:
     return int(text)
 
 
-def _held() -> int | None:
-    return getattr(_state, "shared", None) or _inherited()
-
-
 def hold_shared() -> int:
     """A new open file holding the machine shared: pass it to a job's process (`pass_fds`, HELD_FD_ENV); close it
     when the process has ended."""
@@ -68,27 +64,13 @@ def hold_shared() -> int:
 
 
 @contextlib.contextmanager
-def computing():
-    """Held for a job's compute: measurements wait until it is released."""
-    if _held() is not None:
-        yield
-        return
-    _state.shared = hold_shared()
-    try:
-        yield
-    finally:
-        os.close(_state.shared)
-        _state.shared = None
-
-
-@contextlib.contextmanager
 def measuring():
     """The machine to this measurement alone: this process's shared hold is given up while it waits and taken back
     after (two jobs each holding it shared and asking for it exclusively would wait on each other forever)."""
     if getattr(_state, "exclusive", False):  # nested: the machine is this measurement's already
         yield
         return
-    shared = _held()
+    shared = _inherited()
     if shared is not None:
         fcntl.flock(shared, fcntl.LOCK_UN)
     handle = _open("measure")

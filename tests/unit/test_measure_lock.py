@@ -12,7 +12,9 @@ def _compute_then_measure(lock_dir, compute_s, measure_s, queue, name, barrier=N
     import os
 
     os.environ[measure_lock.ENV] = lock_dir
-    with measure_lock.computing():
+    held = measure_lock.hold_shared()  # as a fleet job's process inherits its hold
+    os.environ[measure_lock.HELD_FD_ENV] = str(held)
+    try:
         if barrier is not None:
             barrier.wait(30)  # every job computes before any asks to measure
         queue.put((name, "compute", time.time()))
@@ -24,6 +26,8 @@ def _compute_then_measure(lock_dir, compute_s, measure_s, queue, name, barrier=N
             queue.put((name, "measure", start, time.time()))
         queue.put((name, "compute-again", time.time()))
         time.sleep(0.2)
+    finally:
+        os.close(held)
     queue.put((name, "released", time.time()))
 
 
