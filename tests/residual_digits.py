@@ -25,9 +25,9 @@ def factory() -> ResidualConcatCNN:
     return ResidualConcatCNN().eval()
 
 
-def train(images, labels, epochs: int = 12, seed: int = 0) -> dict:
+def train(images, labels, epochs: int = 12, seed: int = 0, build=ResidualConcatCNN) -> dict:
     torch.manual_seed(seed)
-    model = ResidualConcatCNN()
+    model = build().train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     images, labels = torch.from_numpy(images), torch.from_numpy(labels)

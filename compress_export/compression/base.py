@@ -38,12 +38,14 @@ class Compressed:
 class CompressionMethod(ABC):
     """name: the report.json section and the `compression` key. title: its report.md heading. options: its
     command-line options (the CLI generates them); `settings` turns the parsed values into this step's settings.
-    makes_student: it replaces the model with a smaller one that distillation can train."""
+    makes_student: it replaces the model with a smaller one that distillation can train. model_kinds: the kinds of
+    model it can change (compression/model_kinds.py), checked before anything runs."""
 
     name: str = "method"
     title: str = "Compression"
     options: tuple[OptionSpec, ...] = ()
     makes_student: bool = False
+    model_kinds: tuple[str, ...] = ("torch",)
 
     def settings(self, values: Mapping[str, Any], seed: int) -> Any | None:
         """This step's settings from every parsed option of the run (a step may read another step's options), or

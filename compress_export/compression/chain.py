@@ -152,6 +152,7 @@ def trained_stage(job, tuned, section: dict, file_name: str, stage: str, losses,
 
 
 def refuse_without_prune(job) -> None:
-    if not any(method.makes_student for method, _ in job.compressed):
+    """`job` None: the options alone already show there is no pruned or smaller model."""
+    if job is None or not any(method.makes_student for method, _ in job.compressed):
         raise UsageError("--distill trains a pruned or smaller model on the original's outputs: use it with "
                          "--prune RATIO or --student every:K|file.py:factory")

@@ -37,6 +37,8 @@ class Distillation(CompressionMethod):
     )
 
     def settings(self, values, seed: int) -> DistillSettings | None:
+        if values["distill"] and not (values.get("prune") or values.get("student")):
+            refuse_without_prune(None)
         return distill_settings(values, seed) if values["distill"] else None
 
     def apply(self, job, settings: DistillSettings) -> Compressed:

@@ -3,7 +3,6 @@ Linear layers) before export; every target is built from the pruned model, and `
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -78,8 +77,7 @@ class StructuredPruning(CompressionMethod):
             tensors = [tensor for _, tensor in flatten_outputs(outputs) if tensor.dtype.is_floating_point]
             return sum(t.pow(2).mean() / t.detach().pow(2).mean().clamp(min=1e-12) for t in tensors)
 
-        pruned = copy.deepcopy(module).eval()
-        counts = prune(pruned, example, call, settings.ratio, settings.importance, output_energy,
+        pruned, counts = prune(module, example, call, settings.ratio, settings.importance, output_energy,
                        dict(settings.kinds) or None)
         tuned = TorchModel(pruned, model.description, model.sha256, model.inputs)
         done = finish(job, tuned, {"settings": settings.__dict__, **counts}, "model.pruned.onnx")
@@ -88,6 +86,9 @@ class StructuredPruning(CompressionMethod):
 
     def markdown(self, section: dict, report) -> list[str]:
         ratios = ", ".join(f"{kind} {value:.0%}" for kind, value in section.get("kinds", {}).items())
+        whole = section.get("left_whole") or []
+        kept = [f"Left whole (pruning them would break what the model's code expects, such as a split of fixed "
+                f"sizes): {', '.join(whole)}.", ""] if whole else []
         return [f"{section['pruned_layers']} layers lost {ratios or format(section['ratio'], '.0%')} of their channels "
                 f"({section['importance']} importance): parameters {section['parameters_before']:,} -> "
-                f"{section['parameters_after']:,}.", "", *stage_table(section["stages"], report)]
+                f"{section['parameters_after']:,}.", "", *kept, *stage_table(section["stages"], report)]

@@ -15,6 +15,7 @@ from .training import step_bar, total_steps
 
 class QuantizationAwareTraining(CompressionMethod):
     name = "qat"
+    model_kinds = ("torch", "keras")
     title = "QAT"
     options = (
         OptionSpec("--qat", "Quantization-aware fine-tuning before INT8 export (PyTorch factories to "

@@ -10,7 +10,10 @@ from ..sources.loader import load_source
 
 def check(config) -> None:
     """Refusals that need nothing loaded, before anything is written."""
+    from ..compression.model_kinds import refuse_unsupported
+
     check_features(config.fid_features)
+    refuse_unsupported(config, "tensor")
 
 
 def load(job) -> None:

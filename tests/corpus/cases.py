@@ -545,7 +545,7 @@ def _(c):
     return export(c, _factory(c, LINEAR_FACTORY), "--input", "x")
 
 
-@case("option-qat-on-onnx-model", 2, "--qat fine-tunes")
+@case("option-qat-on-onnx-model", 2, "--qat changes a PyTorch nn.Module or a Keras model")
 def _(c):
     return export(c, c.assets["mlp"], "--qat", to="onnx-int8")
 

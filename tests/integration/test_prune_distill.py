@@ -2,6 +2,7 @@
 model keeps accuracy within a point of the original on onnx-int8 and tflite-int8, and each stage is reported."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -123,3 +124,56 @@ def test_2_4_sparsity_reaches_the_tensorrt_model_and_its_linter(digits_data, tmp
     refused = invoke("export", DIGITS_FACTORY, "--to", "onnx-int8", "--sparsity", "2:4", "--qat", "--calib-data",
                      calib, "--out", tmp_path / "q", "--no-bench", "-q")
     assert refused.exit_code == 2 and "--qat" in refused.output
+
+
+@pytest.fixture(scope="module")
+def held_out_cnn_weights(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from compress_export.demo.data import digits_split
+    from tests.pruning_blocks import train_digits
+
+    path = tmp_path_factory.mktemp("held-out-cnn") / "weights.safetensors"
+    save_file(train_digits(*digits_split()["train"]), str(path))
+    return path
+
+
+def test_held_out_cnn_with_concat_of_unequal_branches_into_flatten_prunes_and_recovers(
+        digits_data, held_out_cnn_weights, tmp_path):
+    """Stem Conv-BN-hardswish, depthwise + pointwise residual, concat with a narrower SiLU branch, average pooling,
+    flatten -> Linear: half the channels go, distillation brings accuracy back within a point of FP32."""
+    calib, val = digits_data
+    out = tmp_path / "out"
+    result = invoke("export", f"{Path(__file__).parents[1] / 'pruning_blocks.py'}:digits_factory", "--weights",
+                    held_out_cnn_weights, "--to", "onnx-int8", "--prune", "0.5", "--distill", "--calib-data", calib,
+                    "--val-data", val, "--out", out, "--no-bench", "-q")
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads((out / "onnx-int8" / "report.json").read_text())
+    accuracy = report["metrics"]
+    assert 100 * (accuracy["reference"]["accuracy"] - accuracy["candidate"]["accuracy"]) <= 1.0
+    stages = {row["stage"]: row for row in report["distill"]["stages"]}
+    assert stages["distilled"]["macs"] <= 0.55 * stages["original"]["macs"]
+    assert report["prune"]["left_whole"] == []
+
+
+@pytest.mark.parametrize("flags", [("--prune", "0.5"), ("--qat",), ("--sparsity", "2:4"), ("--student", "every:2")])
+def test_a_step_the_model_kind_cannot_take_is_refused_before_any_work(flags, digits_data, digits_onnx, tmp_path):
+    calib, _ = digits_data
+    out = tmp_path / "out"
+    result = invoke("export", digits_onnx, "--to", "onnx-int8", *flags, "--calib-data", calib, "--out", out, "-q")
+    assert result.exit_code == 2 and f"{flags[0]} changes" in result.output and "ONNX model" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("flags", [("--prune", "0.5", "--distill"), ("--student", "every:2"), ("--qat",),
+                                   ("--sparsity", "2:4")])
+def test_a_language_model_refuses_every_model_changing_step(flags, tmp_path_factory, tmp_path):
+    from tests.tiny_llm import write_tiny_llama
+
+    folder = write_tiny_llama(tmp_path_factory.mktemp("tiny-llm-refusal"))
+    out = tmp_path / "out"
+    result = invoke("export", folder, "--to", "onnx-int8", *flags, "--out", out, "-q")
+    assert result.exit_code == 2, result.output
+    assert f"{flags[0]} changes" in result.output and "language model" in result.output
+    assert not out.exists() or not any(out.iterdir())

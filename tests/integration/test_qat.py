@@ -68,5 +68,5 @@ def test_module_inputs_are_matched_to_the_graph_tensors(digits_data, digits_onnx
 
 
 def test_qat_needs_a_pytorch_module(tmp_path, digits_data, digits_onnx):
-    with pytest.raises(UsageError, match="--qat fine-tunes a PyTorch nn.Module"):
+    with pytest.raises(UsageError, match="--qat changes a PyTorch nn.Module or a Keras model.*ONNX model"):
         _run(tmp_path / "out", digits_data, model=str(digits_onnx))

@@ -44,9 +44,8 @@ def _example():
 
 
 def test_pruning_keeps_residual_concat_and_depthwise_graphs_shape_correct():
-    model = Branchy().eval()
     example = _example()
-    counts = prune(model, example, _call, 0.5, "magnitude")
+    model, counts = prune(Branchy().eval(), example, _call, 0.5, "magnitude")
     assert counts["parameters_after"] < 0.6 * counts["parameters_before"]
     assert model.depthwise.groups == model.depthwise.in_channels == model.depthwise.out_channels < 16
     assert model.stem.out_channels == model.body[2].out_channels  # the residual's two sides match
@@ -79,7 +78,7 @@ def test_taylor_importance_follows_the_data_not_the_weights():
             model[0].weight[:8, 3] = 50.0
         x = torch.randn(64, 4)
         x[:, 3] = 0
-        prune(model, {"x": x}, _call, 0.5, importance, lambda out: out.pow(2).mean())
+        model, _ = prune(model, {"x": x}, _call, 0.5, importance, lambda out: out.pow(2).mean())
         return sum(float(v) == 50.0 for v in model[0].weight[:, 3].detach())
 
     assert channels_kept("magnitude") == 8  # weight norm keeps all eight big, dead channels
@@ -94,8 +93,7 @@ def test_ratio_outside_zero_one_is_refused():
 def test_distillation_changes_the_weights_and_recovers_the_teacher(tmp_path):
     torch.manual_seed(0)
     teacher = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3)).eval()
-    student = copy.deepcopy(teacher)
-    prune(student, {"x": torch.randn(8, 6)}, _call, 0.5, "magnitude")
+    student, _ = prune(copy.deepcopy(teacher), {"x": torch.randn(8, 6)}, _call, 0.5, "magnitude")
     x = np.random.default_rng(0).standard_normal((256, 6)).astype(np.float32)
     np.savez(tmp_path / "train.npz", x=x)
     spec = (TensorSpec("x", ("batch", 6), "float32"),)
@@ -117,12 +115,10 @@ def test_each_kind_of_layer_takes_its_own_ratio_and_the_others_stay_whole():
                              nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 4)).eval()
 
     example = {"x": torch.randn(2, 3, 8, 8)}
-    model = net()
-    counts = prune(model, example, _call, 0.5, "magnitude", kinds={"ffn": 0.25})
+    model, counts = prune(net(), example, _call, 0.5, "magnitude", kinds={"ffn": 0.25})
     assert model[0].out_channels == 16 and model[5].out_features == 96  # conv untouched, 25% of the FFN
     assert counts["kinds"] == {"ffn": 0.25} and model(example["x"]).shape == (2, 4)
-    model = net()
-    prune(model, example, _call, 0.5, "magnitude", kinds={"conv": 0.5, "ffn": 0.75})
+    model, _ = prune(net(), example, _call, 0.5, "magnitude", kinds={"conv": 0.5, "ffn": 0.75})
     assert model[0].out_channels == 8 and model[5].out_features == 32
     with pytest.raises(UsageError, match="no conv"):
         prune(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2)), {"x": torch.randn(2, 4)}, _call, 0.5,
