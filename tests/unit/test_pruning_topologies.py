@@ -104,3 +104,17 @@ def test_nothing_prunable_consistently_is_one_usage_error():
 
     with pytest.raises(UsageError, match="can be pruned consistently.*left whole: a"):
         prune(OnlyFixed().eval(), _image(), _call, 0.5, "magnitude")
+
+
+def test_yolov8n_as_ultralytics_builds_it_prunes_whole_and_keeps_its_head_widths():
+    from tests.yolov8n import YoloV8n
+
+    torch.manual_seed(0)
+    model = YoloV8n().eval()
+    example = {"images": torch.randn(2, 3, 160, 160, generator=torch.Generator().manual_seed(0))}
+    pruned, counts = prune(model, example, _call, 0.5, "magnitude")
+    assert counts["parameters_before"] == 3_157_200  # YOLOv8n's published size: the reimplementation is faithful
+    assert counts["left_whole"] == [] and counts["parameters_after"] < 0.35 * counts["parameters_before"]
+    assert pruned(example["images"]).shape == model(example["images"]).shape == (2, 84, 525)
+    assert all(pruned.detect.cv3[i][2].out_channels == 80 for i in range(3))  # class and box layers keep widths
+    assert pruned.b2.cv1.conv.out_channels == 2 * pruned.b2.m[0].cv1.conv.in_channels  # C2f's halves stay equal
