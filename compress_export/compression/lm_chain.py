@@ -22,9 +22,9 @@ def refuse_unsupported_settings(config) -> None:
     if student is not None and not re.fullmatch(r"every:\d+", student.spec):
         raise UsageError("--student on a language model: give every:K (keep every K-th decoder layer); a factory "
                          "student is for PyTorch modules")
-    if prune is not None and any(kind != "ffn" for kind, _ in prune.kinds):
-        raise UsageError("--prune-kinds: a language model's prunable kind is ffn (MLP hidden neurons); attention "
-                         "heads and convolutions are not pruned")
+    if prune is not None and any(kind not in ("ffn", "heads") for kind, _ in prune.kinds):
+        raise UsageError("--prune-kinds: a language model prunes ffn (MLP hidden neurons) and heads (attention "
+                         "heads, whole key/value groups), not conv")
 
 
 def compress_language_model(job, say: Callable[[str], None]) -> None:
@@ -44,10 +44,20 @@ def compress_language_model(job, say: Callable[[str], None]) -> None:
         from .lm_width import prune_mlp_width
 
         settings = steps["prune"]
-        ratio = dict(settings.kinds).get("ffn", settings.ratio)
-        say(f"pruning {ratio:.0%} of every MLP's hidden neurons ({settings.importance} importance)")
-        record["prune"] = {"settings": settings.__dict__, **prune_mlp_width(student, ratio, settings.importance,
-                                                                            windows[:8])}
+        kinds = dict(settings.kinds) or {"ffn": settings.ratio}
+        record["prune"] = {"settings": settings.__dict__, "importance": settings.importance,
+                           "parameters_before": sum(p.numel() for p in student.parameters())}
+        if "heads" in kinds:
+            from .lm_heads import prune_heads
+
+            say(f"pruning {kinds['heads']:.0%} of every layer's key/value head groups ({settings.importance} "
+                "importance)")
+            record["prune"]["attention"] = prune_heads(student, kinds["heads"], settings.importance, windows[:8])
+        if "ffn" in kinds:
+            say(f"pruning {kinds['ffn']:.0%} of every MLP's hidden neurons ({settings.importance} importance)")
+            width = prune_mlp_width(student, kinds["ffn"], settings.importance, windows[:8])
+            record["prune"].update({key: value for key, value in width.items() if key != "parameters_before"})
+        record["prune"]["parameters_after"] = sum(p.numel() for p in student.parameters())
         folders.append(_stage(job, "pruned", student, build_fp32))
     if "student" in steps:
         k = int(steps["student"].spec.split(":")[1])
@@ -78,7 +88,9 @@ def compress_language_model(job, say: Callable[[str], None]) -> None:
 
     text.matrices = weight_matrices(onnx.load(str(job.fp32 / MODEL_FILE)))
     job.model = CausalLM(last_folder, job.model.description, sha256_files(*sorted(last_folder.glob("*.safetensors"))),
-                         job.model.kind, {**job.model.config, "intermediate_size": student.config.intermediate_size})
+                         job.model.kind, {**job.model.config, **{key: getattr(student.config, key) for key in (
+                             "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+                             if hasattr(student.config, key)}})
     job.lm_compression = record
 
 
@@ -138,8 +150,14 @@ def stage_markdown(record: dict) -> list[str]:
     lines = []
     if "prune" in record:
         prune = record["prune"]
-        lines.append(f"MLP hidden neurons {prune['mlp_width'][0]} -> {prune['mlp_width'][1]} in each of "
-                     f"{prune['pruned_layers']} layers ({prune['importance']} importance): parameters "
+        what = []
+        if "mlp_width" in prune:
+            what.append(f"MLP hidden neurons {prune['mlp_width'][0]} -> {prune['mlp_width'][1]}")
+        if "attention" in prune:
+            heads = prune["attention"]
+            what.append(f"attention heads {heads['heads'][0]} -> {heads['heads'][1]} (key/value "
+                        f"{heads['key_value_heads'][0]} -> {heads['key_value_heads'][1]})")
+        lines.append(f"{' and '.join(what)} in every layer ({prune['importance']} importance): parameters "
                      f"{prune['parameters_before']:,} -> {prune['parameters_after']:,}.")
     if "student" in record:
         lines.append(f"Kept decoder layers {record['student']['kept']} ({record['student']['layers_after']} of "

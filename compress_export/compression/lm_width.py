@@ -41,8 +41,6 @@ def kept_width(width: int, ratio: float) -> int:
 
 def neuron_scores(model, importance: str, windows: list) -> list:
     """Per decoder layer, a score per hidden neuron (higher: keep)."""
-    import torch
-
     layers = decoder_layers(model)
     if importance != "taylor":
         scores = []
@@ -53,13 +51,20 @@ def neuron_scores(model, importance: str, windows: list) -> list:
                 score = score * part.weight.detach().norm(dim=1)
             scores.append(score)
         return scores
-    totals = [None] * len(layers)
+    return taylor_at_inputs(model, [mlp_parts(layer)[1] for layer in layers], windows)
+
+
+def taylor_at_inputs(model, linears: list, windows: list) -> list:
+    """Per Linear, Σ |input x dLoss/dinput| per input feature over the calibration windows (the LM loss)."""
+    import torch
+
+    totals = [None] * len(linears)
     handles = []
-    for index, layer in enumerate(layers):
+    for index, linear in enumerate(linears):
         def capture(_module, inputs, _output, index=index):
             hidden = inputs[0]
             hidden.register_hook(lambda grad, hidden=hidden, index=index: _add(totals, index, hidden, grad))
-        handles.append(mlp_parts(layer)[1].register_forward_hook(capture))
+        handles.append(linear.register_forward_hook(capture))
     try:
         model.zero_grad()
         with torch.enable_grad():

@@ -51,7 +51,8 @@ class StructuredPruning(CompressionMethod):
         OptionSpec("--prune-importance", "--prune: rank channels by weight norm, or by |weight x gradient| on a "
                    "calibration batch.", "choice", IMPORTANCES[0], IMPORTANCES),
         OptionSpec("--prune-kinds", "--prune: only these kinds of layers, each at its own ratio (default --prune's): "
-                   "conv (convolution channels), ffn (hidden neurons of expanding Linears), e.g. conv=0.3,ffn=0.5.",
+                   "conv (convolution channels), ffn (hidden neurons of expanding Linears), heads (a language model's "
+                   "attention heads, whole key/value groups), e.g. conv=0.3,ffn=0.5 or ffn=0.25,heads=0.34.",
                    metavar="KIND[=RATIO],..."),
     )
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ..errors import UsageError, require
 
 IMPORTANCES = ("magnitude", "taylor")
-KINDS = ("conv", "ffn")  # convolution channels; hidden neurons of expanding Linear layers (FFNs, MLPs)
+KINDS = ("conv", "ffn", "heads")  # convolution channels; hidden neurons of expanding Linears; a language model's heads
 
 
 def kind_of(layer) -> str:

@@ -97,7 +97,7 @@ def test_pruned_and_distilled_language_model_reports_every_stage_and_validates(t
 def test_prune_kinds_other_than_ffn_are_refused_for_a_language_model(tiny, tmp_path):
     result = CliRunner().invoke(cli, ["export", str(tiny), "--to", "onnx", "--prune", "0.25", "--prune-kinds",
                                       "conv", "--out", str(tmp_path / "o"), "-q"])
-    assert result.exit_code == 2 and "ffn" in result.output
+    assert result.exit_code == 2 and "not conv" in result.output
 
 
 @pytest.mark.slow
@@ -125,3 +125,18 @@ def test_every_k_th_decoder_layer_student_is_distilled_and_reported(tiny, tmp_pa
     factory = CliRunner().invoke(cli, ["export", str(tiny), "--to", "onnx", "--student", "x.py:f", "--distill",
                                        "--out", str(tmp_path / "f"), "-q"])
     assert factory.exit_code == 2 and "every:K" in factory.output
+
+
+def test_whole_key_value_groups_go_and_the_config_follows(tiny):
+    from compress_export.compression.lm_heads import prune_heads
+
+    model = float_model(tiny)  # 4 query heads reading 2 key/value heads, head size 16
+    counts = prune_heads(model, 0.5, "magnitude", _windows())
+    assert counts["heads"] == [4, 2] and counts["key_value_heads"] == [2, 1] and model.config.head_dim == 16
+    attention = model.model.layers[0].self_attn
+    assert attention.q_proj.out_features == 32 and attention.k_proj.out_features == 16
+    assert attention.o_proj.in_features == 32
+    assert model(input_ids=torch.arange(5, 20)[None]).logits.shape == (1, 15, 400)
+    taylor = float_model(tiny)
+    prune_heads(taylor, 0.5, "taylor", _windows())
+    assert taylor(input_ids=torch.arange(5, 20)[None]).logits.shape == (1, 15, 400)
