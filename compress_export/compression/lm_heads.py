@@ -1,8 +1,8 @@
 """Attention-head pruning of a causal language model from its config's head layout: whole grouped-query groups go
 (one key/value head with the query heads that read it), so grouped-query attention stays grouped; every layer
 loses the same number of groups, because the config holds one head count for all layers. A group's importance is
-the weight norm of what it reads and writes (its query, key and value rows and its output-projection columns), or
-|activation x gradient| of the language-model loss at the output projection's input (taylor)."""
+what it writes: the output projection's columns weighted by how strongly the calibration text drives them
+(magnitude), or |activation x gradient| of the language-model loss there (taylor)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ def _projections(layer):
 
 
 def group_scores(model, importance: str, windows: list) -> list:
-    import torch
-
     heads, groups, size = head_layout(model)
     per_group = heads // groups
     layers = decoder_layers(model)
@@ -38,13 +36,11 @@ def group_scores(model, importance: str, windows: list) -> list:
 
         found = taylor_at_inputs(model, [_projections(layer)[3] for layer in layers], windows)
         return [value.view(groups, per_group * size).sum(dim=1) for value in found]
-    scores = []
-    for layer in layers:
-        q, k, v, o = (part.weight.detach() for part in _projections(layer))
-        score = q.view(groups, per_group * size, -1).norm(dim=(1, 2)) * o.view(-1, groups, per_group * size).norm(
-            dim=(0, 2)) * k.view(groups, size, -1).norm(dim=(1, 2)) * v.view(groups, size, -1).norm(dim=(1, 2))
-        scores.append(score)
-    return scores if scores else [torch.zeros(0)]
+    from .lm_width import input_rms
+
+    outputs = [_projections(layer)[3] for layer in layers]
+    return [(o.weight.detach().norm(dim=0) * rms).view(groups, per_group * size).sum(dim=1)
+            for o, rms in zip(outputs, input_rms(model, outputs, windows), strict=True)]
 
 
 def prune_heads(model, ratio: float, importance: str, windows: list) -> dict:

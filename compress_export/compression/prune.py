@@ -48,8 +48,9 @@ class StructuredPruning(CompressionMethod):
                    "FFNs), with every coupled layer (torch-pruning's DepGraph). Every target is built from the pruned "
                    "model.",
                    "float", minimum=0, maximum=1, min_open=True, max_open=True, metavar="RATIO"),
-        OptionSpec("--prune-importance", "--prune: rank channels by weight norm, or by |weight x gradient| on a "
-                   "calibration batch.", "choice", IMPORTANCES[0], IMPORTANCES),
+        OptionSpec("--prune-importance", "--prune: rank channels by weight norm (language models: weighted by how "
+                   "strongly the calibration text drives each neuron), or by |weight x gradient| on a calibration "
+                   "batch.", "choice", IMPORTANCES[0], IMPORTANCES),
         OptionSpec("--prune-kinds", "--prune: only these kinds of layers, each at its own ratio (default --prune's): "
                    "conv (convolution channels), ffn (hidden neurons of expanding Linears), heads (a language model's "
                    "attention heads, whole key/value groups), e.g. conv=0.3,ffn=0.5 or ffn=0.25,heads=0.34.",
