@@ -52,6 +52,9 @@ class CompressionMethod(ABC):
         None when the run does not ask for it. Refuse inconsistent values here (UsageError), before any work."""
         return None
 
+    def refuse_for(self, kind: str, settings: Any) -> None:
+        """Refuse settings this kind of model (compression/model_kinds.py) cannot take, before anything runs."""
+
     @abstractmethod
     def apply(self, job, settings: Any) -> Compressed:
         """Refuse what does not apply (UsageError) before any work; then compress."""

@@ -6,25 +6,10 @@ greedy continuations compared with the original's, all stages' decoders timed in
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-from ..errors import UsageError
-
-
-def refuse_unsupported_settings(config) -> None:
-    """What the language-model path cannot do with the steps it takes, before anything runs."""
-    steps = dict(config.compression)
-    prune, student = steps.get("prune"), steps.get("student")
-    if student is not None and not re.fullmatch(r"every:\d+", student.spec):
-        raise UsageError("--student on a language model: give every:K (keep every K-th decoder layer); a factory "
-                         "student is for PyTorch modules")
-    if prune is not None and any(kind not in ("ffn", "heads") for kind, _ in prune.kinds):
-        raise UsageError("--prune-kinds: a language model prunes ffn (MLP hidden neurons) and heads (attention "
-                         "heads, whole key/value groups), not conv")
 
 
 def compress_language_model(job, say: Callable[[str], None]) -> None:

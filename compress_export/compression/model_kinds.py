@@ -44,9 +44,11 @@ def refuse_unsupported(config, family: str) -> None:
     kind = model_kind(str(config.model), family)
     if kind == "unknown":
         return  # the loader names what is wrong with MODEL
-    for name, _ in config.compression:
+    for name, settings in config.compression:
         method = get_method(name)
-        if kind not in method.model_kinds:
+        if kind in method.model_kinds:
+            method.refuse_for(kind, settings)
+        else:
             takes = " or ".join(KIND_NAMES[k].split(" (")[0] for k in method.model_kinds)
             raise UsageError(f"{method.options[0].flag} changes {takes}; {config.model} is {KIND_NAMES[kind]}, so it "
                              f"cannot take it: drop {method.options[0].flag}"

@@ -62,6 +62,15 @@ class StructuredPruning(CompressionMethod):
         kinds = prune_kinds(values["prune_kinds"], ratio)
         return None if ratio is None else PruneSettings(ratio, values["prune_importance"], kinds)
 
+    def refuse_for(self, kind: str, settings: PruneSettings) -> None:
+        kinds = {name for name, _ in settings.kinds}
+        if kind == "language-model" and kinds - {"ffn", "heads"}:
+            raise UsageError("--prune-kinds: a language model prunes ffn (MLP hidden neurons) and heads (attention "
+                             "heads, whole key/value groups), not conv")
+        if kind != "language-model" and "heads" in kinds:
+            raise UsageError("--prune-kinds heads prunes a language model's attention heads; for this model give "
+                             "conv or ffn")
+
     def apply(self, job, settings: PruneSettings) -> Compressed:
         import torch
 

@@ -71,6 +71,11 @@ class SmallerStudent(CompressionMethod):
     def settings(self, values, seed: int) -> StudentSettings | None:
         return StudentSettings(values["student"]) if values["student"] else None
 
+    def refuse_for(self, kind: str, settings: StudentSettings) -> None:
+        if kind == "language-model" and not re.fullmatch(r"every:\d+", settings.spec):
+            raise UsageError("--student on a language model: give every:K (keep every K-th decoder layer); a factory "
+                             "student is for PyTorch modules")
+
     def apply(self, job, settings: StudentSettings) -> Compressed:
         from ..sources.torch_source import TorchModel
         model, _, teacher = starting_point(job, "--student")

@@ -44,9 +44,6 @@ def check(config) -> None:
     from ..compression.model_kinds import refuse_unsupported
 
     refuse_unsupported(config, "generation")
-    from ..compression.lm_chain import refuse_unsupported_settings
-
-    refuse_unsupported_settings(config)
 
 
 def load(job) -> None:

@@ -59,7 +59,8 @@ def test_distill_needs_prune_and_pruning_needs_a_pytorch_module(digits_data, dig
                         "--out", tmp_path / "b", "--no-bench", "-q")
     assert onnx_model.exit_code == 2 and "PyTorch nn.Module" in onnx_model.output
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
-    for kinds, message in (("heads", "unknown kind"), ("conv=half", "ratio after")):
+    for kinds, message in (("bogus", "unknown kind"), ("conv=half", "ratio after"),
+                           ("heads", "language model's attention heads")):
         bad = invoke("export", DIGITS_FACTORY, "--to", "onnx", "--prune", "0.5", "--prune-kinds", kinds,
                      "--calib-data", calib, "--out", tmp_path / "k", "--no-bench", "-q")
         assert bad.exit_code == 2 and message in bad.output
