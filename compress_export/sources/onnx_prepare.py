@@ -15,12 +15,14 @@ import onnx
 
 from ..graphs.onnx_io import needs_external_data, save
 from ..graphs.selection import default_opset
+from .graph_rewrites import rewrite_graph
 
 MIN_QDQ_OPSET = 13  # DequantizeLinear's axis (per-channel weights) and today's Squeeze/Unsqueeze forms
 
 
-def prepare_graph(source: Path, target: Path) -> list[str]:
-    """Write the working graph of `source` to `target`; returns what was done, for the report."""
+def prepare_graph(source: Path, target: Path, feeds: dict | None = None) -> list[str]:
+    """Write the working graph of `source` to `target`; returns what was done, for the report. With sample `feeds`,
+    the rewrites that leave fewer float operations in its INT8 forms (graph_rewrites.py) are tried and checked."""
     notes = []
     with tempfile.TemporaryDirectory(prefix="ce-prepare-") as tmp:
         processed = Path(tmp) / "processed.onnx"
@@ -39,7 +41,9 @@ def prepare_graph(source: Path, target: Path) -> list[str]:
         model, converted = _with_qdq_opset(model)
         if converted:
             notes.append(converted)
+        model, rewritten = rewrite_graph(model, feeds)
         save(model, target)
+    notes += rewritten
     return notes
 
 

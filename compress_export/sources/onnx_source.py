@@ -74,7 +74,7 @@ class OnnxModel(LoadedModel):
         """The working graph: the shipped one, pre-processed for quantization (sources/onnx_prepare.py)."""
         from .onnx_prepare import prepare_graph
 
-        self.prepared = prepare_graph(self.path, path)
+        self.prepared = prepare_graph(self.path, path, example)
 
     def describe(self) -> dict:
         described = super().describe()
