@@ -201,4 +201,19 @@ class RunResult:
                 for report, bundle in zip(self.reports, self.bundles, strict=True)
             ] + [{"target": failure.target, "passed": False, "error": failure.error, "exit_code": failure.exit_code}
                  for failure in self.failures],
+            "fastest_passing": self.fastest_passing(),
         }
+
+    def fastest_passing(self) -> dict:
+        """Per batch size, the passing artifact with the lowest p50 on this machine: what to ship to a CPU like it."""
+        fastest: dict[str, dict] = {}
+        for report in self.reports:
+            timed = report.bench.get("candidate", {}).get("by_batch", {})
+            for batch, stats in timed.items() if report.passed else ():
+                if batch not in fastest or stats["p50_ms"] < fastest[batch]["p50_ms"]:
+                    versus = report.bench.get("ratios_vs_fastest_fp32", report.bench.get("ratios", {}))
+                    fastest[batch] = {"target": report.target, "runtime": report.artifact.get("runtime"),
+                                      "p50_ms": stats["p50_ms"],
+                                      "speedup_vs_fastest_fp32": versus.get(f"speedup_p50_batch{batch}"),
+                                      "fastest_fp32": report.bench.get("fastest_fp32", {}).get(batch)}
+        return fastest

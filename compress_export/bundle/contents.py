@@ -28,10 +28,9 @@ def copy_baseline(folder: Path, runtime: str, path: Path) -> dict:
     times speed-ups on the device; its manifest entry."""
     import shutil
 
-    from ..graphs.onnx_io import data_file
+    from ..graphs.onnx_io import companions
 
     (folder / "baseline").mkdir()
-    shutil.copy2(path, folder / "baseline" / path.name)
-    if data_file(path).is_file():
-        shutil.copy2(data_file(path), folder / "baseline" / data_file(path).name)
+    for file in [path, *companions(path)]:
+        shutil.copy2(file, folder / "baseline" / file.name)
     return {"path": f"baseline/{path.name}", "runtime": runtime}

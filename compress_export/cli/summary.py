@@ -43,6 +43,11 @@ def print_table(result) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), err=True)
+    for batch, best in result.fastest_passing().items():
+        versus = best["speedup_vs_fastest_fp32"]
+        against = f", {versus:.2f}x the fastest FP32" + (f" ({best['fastest_fp32']})" if best["fastest_fp32"] else "")
+        click.echo(f"fastest passing at batch {batch}: {best['target']} ({best['runtime']}, p50 {best['p50_ms']:.3g} ms"
+                   f"{against if versus else ''})", err=True)
     for report in result.reports:
         for warning in report.warnings:
             click.echo(f"warning: {report.target}: {warning}", err=True)

@@ -10,6 +10,7 @@ _ONNX = "compress_export.exporters.onnx.targets"
 _TRT = "compress_export.exporters.tensorrt.targets"
 _TFLITE = "compress_export.exporters.tflite.targets"
 _GENAI = "compress_export.exporters.genai.targets"
+_OPENVINO = "compress_export.exporters.openvino.targets"
 
 CATALOG: tuple[Target, ...] = (
     Target("onnx", "FP32 ONNX (the exported graph itself)", f"{_ONNX}:export_fp32"),
@@ -22,6 +23,13 @@ CATALOG: tuple[Target, ...] = (
     Target("trt-int8", "TensorRT INT8: symmetric QDQ ONNX + calibration.cache (+ engine where TensorRT exists)",
            f"{_TRT}:export_trt_int8", runtime="tensorrt", extra="tensorrt", ranges="onnx", budget_search="reexport",
            options="tensorrt", revalidate=f"{_TRT}:tensorrt_or_proxy", calibrates=("Add",)),
+    Target("openvino", "FP32 OpenVINO IR (model.xml + model.bin) for OpenVINO's CPU plugin", f"{_OPENVINO}:export_fp32",
+           runtime="openvino", extra="openvino", baseline="openvino"),
+    Target("openvino-fp16", "OpenVINO IR with FP16 weights", f"{_OPENVINO}:export_fp16", runtime="openvino",
+           extra="openvino", baseline="openvino"),
+    Target("openvino-int8", "OpenVINO IR, INT8 from our ranges and placement (the onnx-int8 graph as FakeQuantize)",
+           f"{_OPENVINO}:export_int8", runtime="openvino", extra="openvino", ranges="onnx", budget_search="reexport",
+           baseline="openvino", search_graph=f"{_OPENVINO}:searched_graph"),
     Target("tflite", "FP32 TFLite for LiteRT (Keras and PyTorch models)", f"{_TFLITE}:export_tflite",
            runtime="litert", consumes="source", extra="tflite", baseline="tflite", options="tflite"),
     Target("tflite-fp16", "TFLite with FP16 weights (Keras models)", f"{_TFLITE}:export_tflite_fp16",

@@ -51,7 +51,9 @@ class Target:
     revalidate: "module:function(artifact: dict, require_engine: bool) -> (artifact, notes)" for
     `validate` on another machine, where the artifact's runtime may be missing. finish: a rewrite that keeps the
     function (kernel fusions) applied to the artifact after the budget search, then validated again; the file
-    before it comes back when the rewritten one misses a gate the other met. family: the kind of model it takes,
+    before it comes back when the rewritten one misses a gate the other met. search_graph: for a target whose artifact
+    is not ONNX, "module:function(ctx, folder) -> Artifact" writing the ONNX graph it is converted from, which the
+    budget search rewrites (its trials run in the target's runtime). family: the kind of model it takes,
     as its task family names it: "tensor" (a network of fixed inputs) or "generation" (a causal language model,
     whose budget search is "widths": which weight matrices stay wider)."""
 
@@ -69,6 +71,7 @@ class Target:
     calibrates: tuple[str, ...] = ()  # op types beyond the recipe's whose float tensors it quantizes
     finish: str | None = None  # "module:function(path, feeds) -> notes": run on the artifact the budget settled on
     family: str = "tensor"
+    search_graph: str | None = None
 
     @property
     def quantizes(self) -> bool:
@@ -83,6 +86,9 @@ class Target:
 
     def run_finish(self, path, feeds) -> list[str]:
         return resolve(self.finish)(path, feeds) if self.finish else []
+
+    def write_search_graph(self, ctx: ExportContext, folder: Path) -> Path:
+        return Path(resolve(self.search_graph)(ctx, folder).path)
 
     def revalidation(self, artifact: dict, require_engine: bool) -> tuple[dict, list[str]]:
         if self.revalidate is None:

@@ -113,9 +113,21 @@ def session_with_outputs(model: onnx.ModelProto, names: list[str]):
 
 
 def artifact_bytes(path: Path) -> int:
-    """An artifact's size on disk: an ONNX graph with its external data, any other file as it is."""
+    """An artifact's size on disk: an ONNX graph with its external data, an OpenVINO IR with its weights, any other
+    file as it is."""
     path = Path(path)
-    return size_on_disk(path) if path.suffix == ".onnx" else path.stat().st_size
+    if path.suffix == ".onnx":
+        return size_on_disk(path)
+    return path.stat().st_size + sum(file.stat().st_size for file in companions(path))
+
+
+def companions(path: Path) -> list[Path]:
+    """The files an artifact reads beside itself: an ONNX graph's external data, an OpenVINO IR's weights."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return [file for file in external_files(path) if file.is_file()]
+    weights = path.with_suffix(".bin")
+    return [weights] if path.suffix == ".xml" and weights.is_file() else []
 
 
 def load_graph(path: Path) -> onnx.ModelProto:

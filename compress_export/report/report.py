@@ -139,6 +139,10 @@ class Report:
                              stats["throughput_per_s"]))
             if batch in self.bench.get("a_a", {}):  # the FP32 model timed against a second copy of itself
                 rows.append(_row(f"A/A: FP32 against itself @ batch {batch} (x)", 1.0, self.bench["a_a"][batch]))
+            for runtime, by_batch in self.bench.get("fp32_runtimes", {}).items():
+                if batch in by_batch and by_batch[batch] != base.get("p50_ms"):  # FP32 in another runtime
+                    rows.append(_row(f"latency p50 @ batch {batch} (ms), FP32 in {runtime}", by_batch[batch],
+                                     stats["p50_ms"]))
         rows.append(_row("peak RSS (MB)", (reference or {}).get("peak_rss_mb"), candidate["peak_rss_mb"]))
         reference_size = _kb((reference or {}).get("size_bytes"))
         rows.append(_row("size on disk (KB)", reference_size, _kb(candidate.get("size_bytes"))))

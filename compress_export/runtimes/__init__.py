@@ -11,6 +11,7 @@ from ..util.lazy import resolve
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "compress_export.runtimes.onnxruntime:OnnxRuntimeRunner",
     "onnxruntime-exact": "compress_export.runtimes.onnxruntime:ExactQdqRunner",
+    "openvino": "compress_export.runtimes.openvino:OpenVinoRunner",
     "litert": "compress_export.runtimes.litert:LiteRTRunner",
     "tensorrt": "compress_export.runtimes.tensorrt:TensorRTRunner",
     "onnxruntime-genai": "compress_export.runtimes.onnxruntime_genai:GenaiRunner",

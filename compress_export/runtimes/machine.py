@@ -36,6 +36,7 @@ def platform_info() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "int8_features": cpu.get("features", "unknown"),
         "onnxruntime": _version("onnxruntime"),
+        "openvino": _version("openvino"),
         "onnxruntime_provider": current_provider(),
         "tensorrt": _version("tensorrt"),
         "gpu": gpu_info(),

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import onnx
 
 from ..exporters.onnx.qdq_rewrites import with_float_tensors, with_tensor_ranges
-from ..graphs.onnx_io import session as onnx_session
 from ..metrics import all_gates, all_metrics
 from ..metrics.gates import Gates, meets, ranking_key
 from ..metrics.gates import score as gate_scores
 from ..metrics.suite import MetricSuite
+from .trial_session import trial_session
 
 COST_FLOOR = 0.02  # a share of the model's MACs: see `order`
 MAX_SWEEPS = 3  # of `requantize`: on the YOLOv8 detector the second took 28 float tensors to 21, the third none
@@ -42,10 +42,8 @@ class Evaluator:
     evaluations: int = 0
 
     def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
-        from ..runtimes.onnxruntime import session_options
-
         model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original, float_tensors)
-        session = onnx_session(model, session_options(self.runtime))
+        session = trial_session(model, self.runtime)
         names = [output.name for output in session.get_outputs()]
         suite = MetricSuite(list(self.batches[0][2]), self.metrics or all_metrics())
         for feeds, labels, expected in self.batches:

@@ -5,6 +5,7 @@ the searched graph (or export again with its fallback nodes, where the target's 
 from __future__ import annotations
 
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,14 +68,19 @@ def _write_files(files: dict[Path, bytes | None]) -> None:
 
 
 def _export_searched(job, target, ctx):
-    """The search rewrites ONNX graphs, so it runs where the artifact is one."""
+    """The search rewrites ONNX graphs: the artifact, or the graph a target converts into its own format."""
     artifact = target.run_export(ctx)
     suite = validate(artifact, ctx.bundle_dir, job)
     path = ctx.bundle_dir / artifact.path
-    searchable = target.budget_search and job.config.fallback and path.suffix == ".onnx" and ctx.ranges is not None
+    searchable = (target.budget_search and job.config.fallback and ctx.ranges is not None
+                  and (path.suffix == ".onnx" or target.search_graph))
     if not searchable or _within(job, suite):
         return artifact, suite, None, ctx.ranges
-    search, ranges = _search(job, ctx, path, artifact.runtime)
+    if path.suffix == ".onnx":
+        search, ranges = _search(job, ctx, path, artifact.runtime)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ce-search-graph-") as tmp:
+            search, ranges = _search(job, ctx, target.write_search_graph(ctx, Path(tmp)), artifact.runtime)
     if target.budget_search == "rewrite":
         if ranges is not ctx.ranges or search.float_tensors:
             save(searched_graph(onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx)), search.float_tensors,

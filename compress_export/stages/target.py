@@ -134,8 +134,22 @@ def baseline(job, target) -> tuple[str, Path]:
     return job.baselines[name]
 
 
+def other_fp32_runtimes(job, target) -> list[tuple[str, Path]]:
+    """The FP32 model in the other runtimes this run's targets use (onnxruntime and OpenVINO for
+    `--to onnx-int8,openvino-int8`), each artifact timed against all of them."""
+    own, references = baseline(job, target)[0], []
+    for name in dict.fromkeys(other.baseline for other in job.targets if other.family == target.family):
+        try:
+            runtime, path = baseline(job, get_target(name, target.family))
+        except CompressExportError:  # that runtime's own targets report why; this artifact is timed without it
+            continue
+        if runtime != own:
+            references.append((runtime, path))
+    return references
+
+
 def _benchmark(job, target, report: Report, bench, artifact, path: Path) -> None:
-    report.bench = bench.compare(artifact.runtime, path, baseline(job, target))
+    report.bench = bench.compare(artifact.runtime, path, baseline(job, target), other_fp32_runtimes(job, target))
     report.bench["machine"] = {**platform_info(), "node": node_name()}  # the numbers belong to this CPU and runtime
     report.warnings += noise_warnings(report.bench.get("a_a", {}))
     if target.is_baseline:

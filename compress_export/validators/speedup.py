@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,17 @@ class Benchmarker:
         self.bar = tqdm(total=count, unit="artifact", desc="benchmarking", disable=not progress, file=sys.stderr,
                         leave=False)
 
-    def compare(self, runtime: str, path: Path, reference_model: tuple[str, Path]) -> dict:
-        """`reference_model`: the FP32 model in the candidate's runtime, (runtime, path)."""
+    def compare(self, runtime: str, path: Path, reference_model: tuple[str, Path],
+                other_fp32: Sequence[tuple[str, Path]] = ()) -> dict:
+        """`reference_model`: the FP32 model in the candidate's runtime, (runtime, path). `other_fp32`: the FP32 model
+        in other runtimes, timed in the same process, so the ratios also say how the candidate fares against the
+        fastest way to run the unquantized model on this machine."""
         reference_runtime, reference_path = reference_model
         with measuring():  # the machine to this artifact's timing and memory alone (another job waits)
             started = time.time()
             # The reference twice: its two copies must time alike (the A/A check), or the ratios mean nothing.
-            reference, twin, candidate = latency_in_subprocess([reference_model, reference_model, (runtime, path)],
-                                                               self.sample, self.settings)
+            reference, twin, candidate, *others = latency_in_subprocess(
+                [reference_model, reference_model, (runtime, path), *other_fp32], self.sample, self.settings)
             if reference_path not in self.reference_memory:
                 self.reference_memory[reference_path] = memory_in_subprocess(reference_runtime, reference_path,
                                                                              self.sample, self.settings)
@@ -52,6 +56,10 @@ class Benchmarker:
                     if batch in twin},
         }
         result["ratios"] = ratios(result["reference"], result["candidate"])
+        if other_fp32:
+            result.update(against_fastest_fp32({reference_runtime: reference, **{
+                other_runtime: timed for (other_runtime, _), timed in zip(other_fp32, others, strict=True)}},
+                candidate))
         return result
 
     def close(self) -> None:
@@ -67,6 +75,20 @@ def flat_bench(by_batch: dict, memory: dict, size_bytes: int, settings: BenchSet
     """The first batch size's numbers at the top level, every batch size under `by_batch`."""
     first = by_batch[str(settings.batches[0])]
     return {**first, "batch": settings.batches[0], "by_batch": by_batch, **memory, "size_bytes": size_bytes}
+
+
+def against_fastest_fp32(fp32_by_runtime: dict[str, dict], candidate: dict) -> dict:
+    """The FP32 model's p50 in each runtime, and the candidate's speed-up over the fastest of them, per batch."""
+    fastest, result = {}, {}
+    for batch, stats in candidate.items():
+        timed = {runtime: by_batch[batch]["p50_ms"] for runtime, by_batch in fp32_by_runtime.items()
+                 if batch in by_batch}
+        runtime = min(timed, key=timed.get)
+        fastest[batch] = runtime
+        result[f"speedup_p50_batch{batch}"] = timed[runtime] / stats["p50_ms"]
+    return {"fp32_runtimes": {runtime: {batch: stats["p50_ms"] for batch, stats in by_batch.items()}
+                              for runtime, by_batch in fp32_by_runtime.items()},
+            "fastest_fp32": fastest, "ratios_vs_fastest_fp32": result}
 
 
 def ratios(reference: dict, candidate: dict) -> dict:

@@ -1,0 +1,1 @@
+"""OpenVINO targets: IR files for OpenVINO's CPU runtime."""
