@@ -37,7 +37,10 @@ def write_fleet(folder: Path, digits_onnx: Path, digits_data, recipes: str, matr
 
 def sweep(fleet: Path, out: Path, *extra: str, wait: bool = True):
     command = [sys.executable, "-m", "compress_export", "sweep", str(fleet), "--out", str(out), "-q", *extra]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and children inherit that: the sweep
+    # gets Ctrl-C's default disposition back, as it has in a terminal.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if not wait:
         return process
     stdout, stderr = process.communicate(timeout=600)
