@@ -117,26 +117,12 @@ def session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class OpenVinoSession:
-    """A model compiled for OpenVINO's CPU plugin (FP32 precision hint, as the tool's runner), run like an
-    onnxruntime session."""
+def openvino_session(model):
+    """A model (a path or an ov.Model) compiled as the tool compiles its own artifacts: the CPU plugin, latency hint,
+    FP32 precision, no dynamic quantization of float activations, 2 threads."""
+    from compress_export.runtimes.openvino import Session, read_model
 
-    def __init__(self, model):
-        import openvino as ov
-
-        core = ov.Core()
-        model = core.read_model(str(model)) if isinstance(model, (str, Path)) else model
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": THREADS}
-        self.request = core.compile_model(model, "CPU", config).create_infer_request()
-        self.names = [port.get_any_name() for port in model.outputs]
-
-    def get_outputs(self):
-        return [type("Output", (), {"name": name}) for name in self.names]
-
-    def run(self, names, feeds):
-        results = self.request.infer(feeds)
-        by_name = {name: np.array(value) for port, value in results.items() for name in port.get_names()}
-        return [by_name[name] for name in (names or self.names)]
+    return Session(read_model(model) if isinstance(model, (str, Path)) else model, threads=THREADS)
 
 
 def quality(candidate, reference, val: dict[str, np.ndarray], batch: int) -> dict:
@@ -195,12 +181,13 @@ def bench_model(name: str, model: Path, kind: str, work: Path, args) -> dict:
         run_facts["float_bound"] = {"ceiling": profile["ceiling"], "float_ops_ms": profile["float_ops"],
                                     "share_outside_integer_kernels": outside}
     sessions = {"onnxruntime FP32": session(model), "onnxruntime FP32 (A/A)": session(model),
-                "onnxruntime FP32, rewritten": session(fp32), "openvino FP32": OpenVinoSession(model),
-                "onnxruntime quantize_static": session(default), "NNCF quantize, openvino": OpenVinoSession(nncf_model)}
+                "onnxruntime FP32, rewritten": session(fp32), "openvino FP32": openvino_session(model),
+                "onnxruntime quantize_static": session(default),
+                "NNCF quantize, openvino": openvino_session(nncf_model)}
     if "onnx-int8" in int8:
         sessions["ours onnx-int8, onnxruntime"] = session(int8["onnx-int8"])
     if "openvino-int8" in int8:
-        sessions["ours openvino-int8, openvino"] = OpenVinoSession(int8["openvino-int8"])
+        sessions["ours openvino-int8, openvino"] = openvino_session(int8["openvino-int8"])
     medians = timings(sessions, feeds, args.rounds)
     fastest_fp32 = min(medians["onnxruntime FP32"], medians["openvino FP32"])
     rows = {}
