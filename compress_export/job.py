@@ -112,6 +112,7 @@ class Job:
     failures: list[TargetFailure] = field(default_factory=list)
     text: HeldOutText | None = None
     bench: Benchmarker | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # the tool's time per stage and per target
 
     @property
     def metric_settings(self) -> MetricSettings:
@@ -186,6 +187,7 @@ class RunResult:
     reports: list[Report]
     bundles: list[Path]
     failures: list[TargetFailure] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -202,6 +204,7 @@ class RunResult:
             ] + [{"target": failure.target, "passed": False, "error": failure.error, "exit_code": failure.exit_code}
                  for failure in self.failures],
             "fastest_passing": self.fastest_passing(),
+            "seconds": {**self.seconds, "total": round(sum(self.seconds.values()), 2)},
         }
 
     def fastest_passing(self) -> dict:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +72,28 @@ def run(config: PipelineConfig) -> RunResult:
         job.work = Path(tmp)
         try:
             for stage in stages.before:
-                stage(job)
+                with _timed(job, stage.__name__):
+                    stage(job)
             for target in job.targets:
-                _build_or_record(job, target, stages.per_target)
+                with _timed(job, target.name):
+                    _build_or_record(job, target, stages.per_target)
         finally:
             if job.bench is not None:
                 job.bench.close()
-    result = RunResult(job.reports, job.bundles, job.failures)
+    result = RunResult(job.reports, job.bundles, job.failures, seconds=job.seconds)
     write_text_atomic(job.out / "summary.json", json.dumps(result.summary(), indent=2) + "\n")
     stages.plot(job.reports, job.out / "tradeoff.png")
     return result
+
+
+@contextmanager
+def _timed(job: Job, name: str):
+    """The tool's own time, per stage and per target: summary.json's `seconds`, the last line on the terminal."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        job.seconds[name] = round(time.perf_counter() - start, 2)
 
 
 def _build_or_record(job: Job, target: Target, per_target) -> None:

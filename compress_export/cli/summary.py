@@ -46,8 +46,13 @@ def print_table(result) -> None:
     for batch, best in result.fastest_passing().items():
         versus = best["speedup_vs_fastest_fp32"]
         against = f", {versus:.2f}x the fastest FP32" + (f" ({best['fastest_fp32']})" if best["fastest_fp32"] else "")
+        where = f" in {best['fastest_fp32']}" if best["fastest_fp32"] else ""
+        slower = f"; the FP32 model{where} is faster at this batch on this CPU" if versus and versus < 1 else ""
         click.echo(f"fastest passing at batch {batch}: {best['target']} ({best['runtime']}, p50 {best['p50_ms']:.3g} ms"
-                   f"{against if versus else ''})", err=True)
+                   f"{against if versus else ''}){slower}", err=True)
+    if result.seconds:
+        stages = ", ".join(f"{name} {value:.0f} s" for name, value in result.seconds.items())
+        click.echo(f"took {sum(result.seconds.values()):.0f} s ({stages})", err=True)
     for report in result.reports:
         for warning in report.warnings:
             click.echo(f"warning: {report.target}: {warning}", err=True)

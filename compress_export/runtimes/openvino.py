@@ -88,7 +88,8 @@ class Session:
 
         feeds, moved = model_feeds(dict(feeds), self.inputs)
         try:
-            results = self.request.infer({name: np.ascontiguousarray(value) for name, value in feeds.items()})
+            # np.asarray, not np.ascontiguousarray: that one turns a scalar input into shape [1].
+            results = self.request.infer({name: np.asarray(value, order="C") for name, value in feeds.items()})
         except Exception as exc:
             message = first_line(exc)
             if any(word in message.lower() for word in DATA_PROBLEMS):

@@ -4,11 +4,13 @@ The unit is the activation tensor: onnxruntime quantizes a tensor when its produ
 is quantized, so a tensor stays float only when all of them do. A configuration (other ranges for some
 tensors, some tensors in float) is evaluated without re-running the quantizer: the exported graph's
 scales are rewritten, or its Q/DQ pairs bypassed, and the held-out subsample runs against the
-original model's outputs.
+original model's outputs. For a target that exports again with its fallback nodes, the trials that decide
+are that export (`Evaluator.build`); ranking trials stay rewrites, on fewer samples.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,17 +41,60 @@ class Evaluator:
     metrics: tuple = ()  # the task's metrics; empty: every registered one
     runtime: str = "onnxruntime"  # the artifact's: trials compute what the shipped artifact's runner computes
     costs: Mapping[str, dict] = field(default_factory=dict)  # speed_costs(): what floating a tensor costs
+    confirm: list = field(default_factory=list)  # the whole validation set, when the subsample is a part of it
+    rank_batches: list = field(default_factory=list)  # a smaller part for ranking tensors one by one; empty: batches
+    # (float tensors, ranges) -> the graph the target exports with them, None where that would leave nothing in
+    # INT8; unset: the QDQ graph with those pairs bypassed, which is what a rewriting target ships
+    build: Callable[[list[str], Mapping[str, tuple[float, float]]], onnx.ModelProto | None] | None = None
     evaluations: int = 0
+    confirmations: int = 0
 
     def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
-        model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original, float_tensors)
-        session = trial_session(model, self.runtime)
+        """The configuration's score on the subsample; where that meets the budget, on the whole validation set
+        (the number the shipped artifact reads): a subsample that just meets it says nothing of the rest."""
+        session = self._session(float_tensors, ranges, exact=True)
+        self.evaluations += 1
+        if session is None:
+            return unbuildable()
+        values = self._run(session, self.batches)
+        if self.confirm and meets(self.gates, values):
+            values = self._run(session, self.confirm)
+            self.confirmations += 1
+        return values
+
+    def bypass_score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None
+                     ) -> dict:
+        """The score with those pairs bypassed in the first export's graph: an estimate for ranking and for what
+        the weights' rounding alone costs, where the target builds its trials by exporting again."""
+        if self.build is None:
+            return self.score(float_tensors, ranges)
+        self.evaluations += 1
+        return self._run(self._session(float_tensors, ranges, exact=False), self.batches)
+
+    def rank_score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None
+                   ) -> dict:
+        """A ranking trial: only the order of tensors depends on it, so it reads fewer samples."""
+        if not self.rank_batches:
+            return self.bypass_score(float_tensors, ranges)
+        self.evaluations += 1
+        return self._run(self._session(float_tensors, ranges, exact=False), self.rank_batches)
+
+    def _session(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None, exact: bool):
+        if exact and self.build is not None:
+            model = self.build(list(float_tensors), ranges or {})
+            if model is None:
+                return None
+        else:
+            model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original,
+                                       float_tensors)
+        return trial_session(model, self.runtime)
+
+    def _run(self, session, batches) -> dict:
         names = [output.name for output in session.get_outputs()]
-        suite = MetricSuite(list(self.batches[0][2]), self.metrics or all_metrics())
-        for feeds, labels, expected in self.batches:
+        suite = MetricSuite(list(batches[0][2]), self.metrics or all_metrics())
+        for feeds, labels, expected in batches:
             produced = dict(zip(names, session.run(names, feeds), strict=True))
             suite.update(expected, produced, labels)
-        self.evaluations += 1
         return gate_scores(suite.parity(), suite.metrics())
 
     def meets(self, score: dict) -> bool:
@@ -58,6 +103,11 @@ class Evaluator:
     def quality(self, score: dict) -> tuple:
         """Orders scores: meeting the budget first, then the gates' values in registry order."""
         return ranking_key(self.gates, score)
+
+
+def unbuildable() -> dict:
+    """The score of a configuration the target cannot build: every gate at its worst, so it never meets a budget."""
+    return {gate.score_key: -math.inf if gate.higher_is_better else math.inf for gate in all_gates()}
 
 
 @dataclass
@@ -92,6 +142,9 @@ class SearchResult:
     note: str | None = None
     speed_cost: dict = field(default_factory=dict)  # speed_cost() of the float tensors
     weight_limit: dict | None = None  # weight_limit(), when floating one tensor at a time missed the budget
+    estimate: dict | None = None  # the search's own score of what it chose; `final` is then the shipped artifact's
+    confirmations: int = 0  # trials that met the budget on the subsample, scored again on the whole set
+    validation_samples: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -101,7 +154,8 @@ class SearchResult:
             "range_choice": self.range_choice.to_dict() if self.range_choice else None,
             "with_fallback": self.final, "ranking": self.ranking, "seconds": self.seconds,
             "evaluations": self.evaluations, "subsample": self.samples, "speed_cost": self.speed_cost,
-            "weight_limit": self.weight_limit,
+            "weight_limit": self.weight_limit, "estimate": self.estimate, "confirmations": self.confirmations,
+            "validation_samples": self.validation_samples,
         }
 
 
@@ -111,8 +165,10 @@ def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict
     """Each tensor's effect: the score with it alone in float (the others quantized), best value first:
     the cosine it wins for the share of INT8 work it sends back to float."""
     ranking = []
+    if evaluator.rank_batches:  # the gains are differences of two scores on the same samples
+        baseline = evaluator.rank_score([], ranges)
     for name in candidates:
-        score = evaluator.score([name], ranges)
+        score = evaluator.rank_score([name], ranges)
         cost = evaluator.costs.get(name, {})
         ranking.append({"tensor": name, "cosine_if_float": score["cosine"],
                         "cosine_gain": score["cosine"] - baseline["cosine"], "accuracy_drop_if_float":
@@ -156,13 +212,14 @@ def refine_per_tensor(evaluator: Evaluator, by_method: Mapping[str, Mapping[str,
             if method == current or name not in table:
                 continue
             trial = {**choice.ranges, name: table[name]}
-            candidate = evaluator.score([], trial)
+            candidate = evaluator.bypass_score([], trial)
             if evaluator.quality(candidate) > evaluator.quality(score):
                 score, choice.ranges = candidate, trial
                 choice.per_tensor[name] = method
         if evaluator.meets(score):
             break
-    return score
+    # the choice as the target builds it, when its trials export again (the loop above read cheap rewrites)
+    return score if evaluator.build is None or not choice.per_tensor else evaluator.score([], choice.ranges)
 
 
 def rerank(evaluator: Evaluator, ranking: list[dict], before: dict, after: dict, choice: RangeChoice) -> list[dict]:
@@ -171,7 +228,7 @@ def rerank(evaluator: Evaluator, ranking: list[dict], before: dict, after: dict,
     rows = []
     for row in ranking:
         if row["tensor"] in choice.per_tensor:
-            score = evaluator.score([row["tensor"]], choice.ranges)
+            score = evaluator.bypass_score([row["tensor"]], choice.ranges)
             if_float = score["cosine"]
         else:
             if_float = row["cosine_if_float"] + after["cosine"] - before["cosine"]
@@ -213,139 +270,104 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
             return result([], refined, choice, ranking)
         ranking = rerank(evaluator, ranking, score, refined, choice)
         score = refined
-    kept: list[str] = []
-    # At least one activation stays quantized: an artifact with nothing in INT8 is not this target's.
-    # Effects do not add up: a tensor joins the float set only when the set with it scores better, and one
-    # that gained nothing alone may still complete a set (tried last, as the ranking orders it).
-    for row in ranking[: max(len(ranking) - 1, 0)]:
-        trial = evaluator.score([*kept, row["tensor"]], ranges)
-        if not kept or evaluator.quality(trial) > evaluator.quality(score):
-            kept, score = [*kept, row["tensor"]], trial
-        if evaluator.meets(score):
-            break
-    if evaluator.meets(score) or not candidates:
+    kept, score, met = shortest_prefix(evaluator, [row["tensor"] for row in ranking], ranges, score, on_step)
+    if met:
+        # A tensor that gained nothing alone is in the prefix only by its place in the ranking: back to INT8 where
+        # the budget allows (the others are the shortest prefix: taking one out mostly misses).
+        for row in ranking[:len(kept)]:
+            if row["cosine_gain"] <= 0 and len(kept) > 1:
+                rest = [name for name in kept if name != row["tensor"]]
+                trial = evaluator.score(rest, ranges)
+                if evaluator.meets(trial):
+                    kept, score = rest, trial
+        return result(kept, score, choice, ranking)
+    if not candidates:
         return result(kept, score, choice, ranking)
     limit = weight_limit(evaluator, candidates, ranges)
     if limit["reachable"]:
-        # Floated one at a time, no set met the budget though all in float does: come from the other end.
-        kept, score = requantize(evaluator, ranking, limit["every_activation_float"], ranges, on_step) or (kept, score)
+        # No prefix of the ranking met the budget though all in float does: come from the other end.
+        back = requantize(evaluator, ranking, limit["every_activation_float"], ranges, on_step)
+        if back and len(back[0]) < len(ranking):  # an artifact with nothing in INT8 is not this target's
+            kept, score = back
     searched = result(kept, score, choice, ranking)
     searched.weight_limit = limit
     return searched
 
 
+def shortest_prefix(evaluator: Evaluator, ranked: Sequence[str], ranges: Mapping[str, tuple[float, float]],
+                    score: dict, on_step: Callable[[], None] | None = None) -> tuple[list[str], dict, bool]:
+    """The shortest prefix of the ranking whose tensors in float meet the budget: doubling, then halving the gap
+    (a few trials where one per tensor took minutes on a detector). Never the whole ranking: at least one
+    activation stays quantized. When no prefix meets it: the best one tried, and False."""
+    longest = len(ranked) - 1
+    tried: dict[int, dict] = {0: score}
+
+    def trial(length: int) -> dict:
+        if length not in tried:
+            tried[length] = evaluator.score(ranked[:length], ranges)
+            if on_step:
+                on_step()
+        return tried[length]
+
+    missed, length = 0, 1
+    while length < longest and not evaluator.meets(trial(length)):
+        missed, length = length, min(2 * length, longest)
+    if length < 1 or not evaluator.meets(trial(length)):
+        best = max(tried, key=lambda key: evaluator.quality(tried[key]))
+        return list(ranked[:best]), tried[best], False
+    while length - missed > 1:
+        middle = (missed + length) // 2
+        if evaluator.meets(trial(middle)):
+            length = middle
+        else:
+            missed = middle
+    return list(ranked[:length]), tried[length], True
+
+
 def requantize(evaluator: Evaluator, ranking: Sequence[dict], every: dict,
                ranges: Mapping[str, tuple[float, float]], on_step: Callable[[], None] | None = None
                ) -> tuple[list[str], dict] | None:
-    """From every activation in float (which meets the budget), quantize tensors back one at a time while the
-    budget holds, the most MACs first (the most speed back; ties: the least cosine gained in float first), in
-    sweeps until one brings none back: effects do not add up, so a tensor refused early can fit once others
-    are back. None when no tensor can be quantized again: an artifact with nothing in INT8 is not this
-    target's."""
+    """From the ranking's tensors all in float (which meets the budget), quantize tensors back while the budget
+    holds, the most MACs first (the most speed back; ties: the least cosine gained in float first): a group at a
+    time, halved where it misses, so that a graph whose float set is small takes a few dozen trials, not one per
+    tensor; in sweeps until one brings none back: effects do not add up, so a tensor refused early can fit once
+    others are back. None when no tensor can be quantized again."""
     kept, score = [row["tensor"] for row in ranking], every
     order = [row["tensor"] for row in sorted(ranking, key=lambda row: (-row["macs_share"], row["cosine_gain"],
                                                                           row["tensor"]))]
+
+    def bring_back(group: list[str]) -> None:
+        nonlocal kept, score
+        rest = [name for name in kept if name not in group]
+        trial = evaluator.score(rest, ranges)
+        if on_step:
+            on_step()
+        if evaluator.meets(trial):
+            kept, score = rest, trial
+        elif len(group) > 1:
+            for half in _halves(group):
+                bring_back(half)
+
     for _ in range(MAX_SWEEPS):
         before = len(kept)
-        for tensor in [name for name in order if name in kept]:
-            rest = [name for name in kept if name != tensor]
-            trial = evaluator.score(rest, ranges)
-            if evaluator.meets(trial):
-                kept, score = rest, trial
-            if on_step:
-                on_step()
+        for half in _halves([name for name in order if name in kept]):  # all of them back is the baseline: missed
+            bring_back(half)
         if len(kept) == before:
             break
     return None if len(kept) == len(ranking) else (kept, score)
+
+
+def _halves(group: list[str]) -> list[list[str]]:
+    middle = (len(group) + 1) // 2
+    return [part for part in (group[:middle], group[middle:]) if part]
 
 
 def weight_limit(evaluator: Evaluator, candidates: Sequence[str], ranges: Mapping[str, tuple[float, float]]) -> dict:
     """The score with every activation in float (only the weights rounded) and the gates it misses. Effects do
     not add up, so missing them here does not prove a partly quantized graph cannot meet them (rounding can
     also cancel); meeting them here is what lets the search come from the float end."""
-    every = evaluator.score(candidates, ranges)
+    every = evaluator.bypass_score(candidates, ranges)
     missed = [{"gate": gate.name, "value": every.get(gate.score_key), "limit": evaluator.gates.limits[gate.name]}
               for gate in all_gates()
               if not gate.passes(every.get(gate.score_key), evaluator.gates.limits[gate.name])]
     return {"every_activation_float": every, "reachable": not missed, "missed": missed}
-
-
-def plot_sensitivity(ranking: list[dict], path, count: int = 15) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    rows = ranking[:count][::-1]
-    figure, axes = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2), dpi=100)
-    axes.barh([row["tensor"] for row in rows], [row["cosine_gain"] for row in rows], color="#4c72b0")
-    axes.set_xlabel("cosine gain when this tensor alone stays in float")
-    axes.set_title("most sensitive quantized activations")
-    axes.tick_params(axis="y", labelsize=7)
-    figure.tight_layout()
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
-    return True
-
-
-def markdown(search: dict) -> list[str]:
-    """The report.md section of a search (its `to_dict()` form)."""
-    base, final = search["all_quantized"], search["with_fallback"]
-    if search.get("note"):
-        return [f"All quantized with the run's ranges: cosine {base['cosine']:.4f}. {search['note']}."]
-    verdict = "the budget holds" if search["budget_met"] else "no fallback set meets the budget"
-    lines = [f"All quantized with the run's ranges: cosine {base['cosine']:.4f}. After the search "
-             f"({len(search['kept_in_float'])} activation(s) kept in float): cosine {final['cosine']:.4f}: "
-             f"{verdict}. {search['evaluations']} evaluations on {search['subsample']} held-out samples took "
-             f"{search['seconds']:.1f} s.", ""]
-    choice = search.get("range_choice")
-    if choice:
-        by_method = choice["scores_by_method"].items()
-        scores = ", ".join(f"{method} {score['cosine']:.4f}" for method, score in by_method)
-        lines += [f"Ranges: `{choice['method']}` for all tensors (cosine with each calibrator, all quantized: "
-                  f"{scores}).", ""]
-        if choice["per_tensor"]:
-            lines += ["Per-tensor ranges: " + ", ".join(f"`{name}` {method}"
-                                                        for name, method in choice["per_tensor"].items()), ""]
-    if search["kept_in_float"]:
-        lines += ["Activations kept in float (best cosine per MAC first): "
-                  + ", ".join(f"`{n}`" for n in search["kept_in_float"]), ""]
-        if search["float_nodes"]:
-            lines += ["Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
-        lines += speed_lines(search.get("speed_cost") or {})
-    lines += weight_limit_lines(search.get("weight_limit"), search["budget_met"])
-    if search["ranking"]:
-        lines += ["| activation | cosine if alone in float | gain | MACs leaving INT8 |", "|---|---|---|---|"]
-        lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} | "
-                  f"{row.get('macs_share', 0.0):.1%} |" for row in search["ranking"][:15]]
-        lines += ["", "![sensitivity](sensitivity.png)"]
-    return lines
-
-
-def weight_limit_lines(limit: dict | None, met: bool = False) -> list[str]:
-    """The report's words for `weight_limit()`, when the forward pass missed the budget."""
-    if not limit:
-        return []
-    if limit["reachable"]:
-        every = limit["every_activation_float"]["cosine"]
-        how = ("so activations were quantized back from there, the most MACs first, while the budget held" if met
-               else "but no activation could be quantized back from there within it")
-        return [f"Floated one at a time, no set met the budget; every activation in float meets it (cosine "
-                f"{every:.4f}), {how}.", ""]
-    missed = ", ".join(f"{row['gate']} {row['value']:.4f}, limit {row['limit']:g}" for row in limit["missed"])
-    return [f"Every activation in float (only the weights INT8) misses the budget too ({missed}): the weights' "
-            "rounding alone costs more than it allows on this data, so floating activations is not the lever "
-            "(`--qat` where the source can train, or `--exclude-nodes`, are).", ""]
-
-
-def speed_lines(cost: dict) -> list[str]:
-    """The speed cost of the fallback, in words: which compute layers it sends back to float."""
-    if not cost.get("nodes"):
-        return ["Speed cost of the fallback: none (no compute node leaves its INT8 kernel).", ""]
-    named = ", ".join(f"`{row['node']}` {row['macs_share']:.1%}" for row in cost["nodes"][:10])
-    more = f" and {len(cost['nodes']) - 10} more" if len(cost["nodes"]) > 10 else ""
-    return [f"Speed cost of the fallback: {cost['macs_share']:.1%} of the model's MACs leave INT8 kernels "
-            f"({len(cost['nodes'])} compute nodes: {named}{more}). These layers are what keeps this "
-            "artifact from the full INT8 speed-up at this budget.", ""]

@@ -19,6 +19,7 @@ from ..graphs.onnx_io import data_file, save
 from ..graphs.selection import op_types
 from ..metrics.flops import macs_by_node
 from ..metrics.gates import gate_results
+from ..metrics.gates import score as gate_scores
 from ..runtimes import open_runner
 from ..validators.evaluate import compare
 from .activations import Evaluator, search_budget
@@ -67,6 +68,9 @@ def _write_files(files: dict[Path, bytes | None]) -> None:
             file.write_bytes(content)
 
 
+RANK_SUBSAMPLE = 16  # samples a ranking trial reads: it orders the tensors, the decisions read the subsample
+
+
 def _export_searched(job, target, ctx):
     """The search rewrites ONNX graphs: the artifact, or the graph a target converts into its own format."""
     artifact = target.run_export(ctx)
@@ -77,41 +81,74 @@ def _export_searched(job, target, ctx):
     if not searchable or _within(job, suite):
         return artifact, suite, None, ctx.ranges
     if path.suffix == ".onnx":
-        search, ranges = _search(job, ctx, path, artifact.runtime)
+        quantized = onnx.load(str(path))
     else:
         with tempfile.TemporaryDirectory(prefix="ce-search-graph-") as tmp:
-            search, ranges = _search(job, ctx, target.write_search_graph(ctx, Path(tmp)), artifact.runtime)
+            quantized = onnx.load(str(target.write_search_graph(ctx, Path(tmp))))
     if target.budget_search == "rewrite":
+        search, ranges = _search(job, ctx, quantized, artifact.runtime)
         if ranges is not ctx.ranges or search.float_tensors:
-            save(searched_graph(onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx)), search.float_tensors,
+            save(searched_graph(quantized, onnx.load(str(ctx.fp32_onnx)), search.float_tensors,
                                 search.range_choice.ranges if search.range_choice else None), path)
             suite = validate(artifact, ctx.bundle_dir, job)
-        return artifact, suite, search, ranges
+        return artifact, suite, _shipped(job, search, suite), ranges
+    with tempfile.TemporaryDirectory(prefix="ce-trials-") as tmp:
+        search, ranges = _search(job, ctx, quantized, artifact.runtime, _exact_trials(job, ctx, target, Path(tmp)))
     float_nodes = _float_nodes(job, ctx, search)
     if ranges is not ctx.ranges or float_nodes:
         artifact = target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
         suite = validate(artifact, ctx.bundle_dir, job)
-    return artifact, suite, search, ranges
+    return artifact, suite, _shipped(job, search, suite), ranges
+
+
+def _exact_trials(job, ctx, target, folder: Path):
+    """For a target that exports again with its fallback nodes in float: each trial that decides is that export
+    (placement, precision and all), so the search measures the graph that ships. Ranking trials stay cheap rewrites."""
+    original = onnx.load(str(ctx.fp32_onnx))
+    quantizable = _quantizable(job, original)
+
+    def build(float_tensors: list[str], ranges: dict) -> onnx.ModelProto | None:
+        nodes = adjacent_nodes(original, float_tensors, quantizable)
+        if float_tensors and not quantizable - set(nodes):
+            return None
+        table = ctx.ranges.with_ranges(ctx.ranges.method, ranges) if ranges else ctx.ranges
+        return onnx.load(str(target.write_search_graph(replace(ctx, ranges=table, float_nodes=frozenset(nodes)),
+                                                       folder)))
+    return build
+
+
+def _shipped(job, search, suite):
+    """The search's result with the shipped artifact's numbers on the whole validation set: what the report says
+    the search reached is what ships."""
+    search.estimate = search.final
+    search.final = gate_scores(suite.parity(), suite.metrics())
+    search.met = _within(job, suite)
+    search.validation_samples = job.validation.samples
+    return search
 
 
 def _within(job, suite) -> bool:
     return all(result["passed"] for result in gate_results(job.config.gates, suite.parity(), suite.metrics()))
 
 
-def _search(job, ctx, path: Path, runtime: str):
+def _search(job, ctx, quantized: onnx.ModelProto, runtime: str, build=None):
     from tqdm import tqdm
 
-    quantized, original = onnx.load(str(path)), onnx.load(str(ctx.fp32_onnx))
+    original = onnx.load(str(ctx.fp32_onnx))
     candidates = quantized_activations(quantized)
     batches = subsample(job.validation.batches)
+    searched = sum(batch_rows(feeds) for feeds, _, _ in batches)
+    confirm = job.validation.batches if searched < job.validation.samples else []
     macs = {name: value for name, value in macs_by_node(original, ctx.example_shapes, batches[0][0]) if value}
     evaluator = Evaluator(quantized, original, batches, job.config.gates, job.task_metrics, runtime,
-                          costs=speed_costs(quantized, macs))
+                          costs=speed_costs(quantized, macs), confirm=confirm, build=build,
+                          rank_batches=subsample(batches, RANK_SUBSAMPLE) if searched > RANK_SUBSAMPLE else [])
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:
         search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: _step(bar))
-    search.samples = sum(batch_rows(feeds) for feeds, _, _ in evaluator.batches)
+    search.samples = searched
+    search.confirmations = evaluator.confirmations
     search.speed_cost = speed_cost(evaluator.costs, search.float_tensors, macs)
     ranges = ctx.ranges
     if search.range_choice and search.range_choice.ranges:
@@ -132,7 +169,7 @@ def _float_nodes(job, ctx, search) -> list[str]:
     if not search.float_tensors:
         return []
     original = onnx.load(str(ctx.fp32_onnx))
-    quantizable = {node.name for node in original.graph.node if node.op_type in {*op_types(job.config.recipe), "Add"}}
+    quantizable = _quantizable(job, original)
     float_nodes = adjacent_nodes(original, search.float_tensors, quantizable)
     search.float_nodes = float_nodes
     if not quantizable - set(float_nodes):
@@ -142,3 +179,7 @@ def _float_nodes(job, ctx, search) -> list[str]:
         search.float_tensors, search.float_nodes, search.met = [], [], False
         return []
     return float_nodes
+
+
+def _quantizable(job, original: onnx.ModelProto) -> set[str]:
+    return {node.name for node in original.graph.node if node.op_type in {*op_types(job.config.recipe), "Add"}}

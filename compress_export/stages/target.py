@@ -18,9 +18,9 @@ from ..report.plots import plot_summary
 from ..report.report import Report
 from ..runtimes import open_runner
 from ..runtimes.machine import node_name, platform_info
-from ..search.activations import markdown as sensitivity_markdown
-from ..search.activations import plot_sensitivity
 from ..search.budget import export_within_budget, validate
+from ..search.sensitivity_report import markdown as sensitivity_markdown
+from ..search.sensitivity_report import plot_sensitivity
 from ..util.hashing import sha256_file
 from ..validators.analysis import artifact_analysis
 from ..validators.cross_machine import record as record_artifact_outputs

@@ -82,7 +82,10 @@ def test_bundle_layout_report_fields_and_revalidation(tmp_path, digits_data):
     assert manifest["libraries"]["onnxruntime"] and manifest["recipe"]["method"] == "entropy"
     fp16 = onnx.load(str(tmp_path / "out" / "onnx-fp16" / "model.onnx"))
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in fp16.graph.initializer)
-    assert (tmp_path / "out" / "summary.json").is_file() and (tmp_path / "out" / "tradeoff.png").is_file()
+    assert (tmp_path / "out" / "tradeoff.png").is_file()
+    seconds = json.loads((tmp_path / "out" / "summary.json").read_text())["seconds"]
+    assert {"load", "reference", "ranges", "onnx", "onnx-fp16", "onnx-int8", "onnx-dynamic"} <= set(seconds)
+    assert seconds["total"] == pytest.approx(sum(v for k, v in seconds.items() if k != "total"), abs=0.05)
 
     recheck = validate_bundle(bundle, bench=QUICK_BENCH)
     assert recheck.passed

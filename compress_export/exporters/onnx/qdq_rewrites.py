@@ -56,7 +56,37 @@ def with_float_tensors(quantized: onnx.ModelProto, original: onnx.ModelProto, na
     for after, restored in inserted:
         position = list(model.graph.node).index(after) + 1 if after is not None else 0
         model.graph.node.insert(position, restored)
+        _bring_constants(model, original, restored)
     return model
+
+
+def _bring_constants(model: onnx.ModelProto, original: onnx.ModelProto, node: onnx.NodeProto) -> None:
+    """A restored Clip reads its bounds from the original graph (a Constant node or an initializer, as exporters
+    write them); the quantizer dropped those with the Clip, so they come back as initializers."""
+    available = {init.name for init in model.graph.initializer} | {i.name for i in model.graph.input}
+    available |= {out for other in model.graph.node for out in other.output}
+    initializers = {init.name: init for init in original.graph.initializer}
+    constants = {out: other for other in original.graph.node if other.op_type == "Constant" for out in other.output}
+    for name in node.input[1:]:
+        if not name or name in available:
+            continue
+        if name in initializers:
+            model.graph.initializer.append(initializers[name])
+        elif name in constants:
+            model.graph.initializer.append(numpy_helper.from_array(constant_value(constants[name]), name))
+        else:
+            raise ValueError(f"{node.name} reads {name}, which neither graph holds as a constant")
+        available.add(name)
+
+
+def constant_value(node: onnx.NodeProto) -> np.ndarray:
+    """The value a Constant node holds, whichever of its attributes carries it."""
+    value = onnx.helper.get_attribute_value(node.attribute[0])
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    kind = node.attribute[0].name
+    return np.asarray(value, np.float32 if kind.startswith("value_float") else
+                      np.int64 if kind.startswith("value_int") else None)
 
 
 def searched_graph(quantized: onnx.ModelProto, original: onnx.ModelProto, float_tensors: Iterable[str],

@@ -3,6 +3,8 @@ TensorRT calibration cache, and an engine where TensorRT imports."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 
@@ -87,6 +89,17 @@ def _write_float_precision(ctx: ExportContext, quantized: onnx.ModelProto, path)
 
 
 def export_trt_int8(ctx: ExportContext) -> Artifact:
+    return _with_engine(ctx, _write_qdq(ctx))
+
+
+def searched_graph(ctx: ExportContext, folder) -> Artifact:
+    """The QDQ ONNX of trt-int8 written to `folder`, without an engine: the graph the budget search rewrites and
+    its exact trials (search/budget.py) export."""
+    notes = _write_qdq(replace(ctx, bundle_dir=folder))
+    return Artifact("trt-int8", str(folder / MODEL_FILE), ctx.inputs, ctx.outputs, PROXY_RUNTIME, tuple(notes))
+
+
+def _write_qdq(ctx: ExportContext) -> list[str]:
     model = onnx.load(str(ctx.fp32_onnx))
     nodes = tensorrt_nodes(model, ctx.recipe)
     kept_float = set(nodes_touching(model, ctx.ranges.skipped))
@@ -121,7 +134,7 @@ def export_trt_int8(ctx: ExportContext) -> Artifact:
              " for TensorRT <= 10 (implicit quantization, removed in TensorRT 11: there the Q/DQ ONNX carries the "
              "scales)",
              "passes the TensorRT QDQ linter"]
-    return _with_engine(ctx, notes)
+    return notes
 
 
 def _with_engine(ctx: ExportContext, notes: list[str]) -> Artifact:
