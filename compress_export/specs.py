@@ -78,6 +78,7 @@ class QuantRecipe:
     include_ops: tuple[str, ...] = ()
     exclude_ops: tuple[str, ...] = ()
     exclude_nodes: str | None = None
+    weight_steps: str = "auto"  # PTQ weight steps: auto (the budget search tries them), none, or a list
 
     def to_dict(self) -> dict:
         return {
@@ -88,6 +89,7 @@ class QuantRecipe:
             "include_ops": list(self.include_ops),
             "exclude_ops": list(self.exclude_ops),
             "exclude_nodes": self.exclude_nodes,
+            "weight_steps": self.weight_steps,
         }
 
 

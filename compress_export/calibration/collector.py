@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from ..data.calibration_data import CalibrationData, batch_rows
-from ..graphs.onnx_io import save
-from ..runtimes.ort_session import Session
 from .histogram import TensorHistogram
+from .tensor_stream import stream_tensors
 
 # Beyond this magnitude a tensor carries masking constants (-3.4e38, -1e9), not signal:
 # an 8-bit grid spanning it would flatten every real value to zero.
@@ -27,28 +24,16 @@ def collect(
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, TensorHistogram]:
     """Run every batch once and fold each tensor into its histogram; nothing else is kept."""
-    import onnxruntime as ort
-
-    model = onnx.load(str(model_path))
-    existing = {output.name for output in model.graph.output}
-    for name in tensors:
-        if name not in existing:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     stats = {name: TensorHistogram(num_bins) for name in tensors}
-    with tempfile.TemporaryDirectory(prefix="ce-calib-") as tmp:
-        augmented = Path(tmp) / "augmented.onnx"
-        save(model, augmented)
-        del model
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        session = Session(str(augmented), options, "the model during calibration")
-        names = list(tensors)
-        for feeds in data.batches():
-            for name, value in zip(names, session.run(names, feeds), strict=True):
-                if np.issubdtype(value.dtype, np.floating):
-                    stats[name].update(value)
-            if on_batch:
-                on_batch(batch_rows(feeds))
+
+    def fold(values: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> None:
+        for name, value in values.items():
+            if np.issubdtype(value.dtype, np.floating):
+                stats[name].update(value)
+        if on_batch:
+            on_batch(batch_rows(feeds))
+
+    stream_tensors(model_path, tensors, data, fold)
     return stats
 
 

@@ -156,6 +156,18 @@ data_options = _stack(
                  help="Calibrate on random noise when no real data exists (reported as such)."),
 )
 
+def _weight_steps(_ctx, _param, value: str) -> str:
+    names = split_list(value) or ("none",)
+    if names in (("auto",), ("none",)):
+        return names[0]
+    from ..ptq.steps import STEPS
+
+    unknown = [name for name in names if name not in STEPS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not a PTQ step (auto, none, {', '.join(STEPS)})")
+    return ",".join(dict.fromkeys(names))
+
+
 quant_options = _stack(
     click.option("--calibrator", type=RegistryChoice(calibrator_names), default="entropy", show_default=True,
                  help="How activation ranges are chosen from the collected histograms."),
@@ -168,6 +180,10 @@ quant_options = _stack(
     click.option("--exclude-ops", metavar="OPS", help="Op types never to quantize, comma separated."),
     click.option("--exclude-nodes", metavar="REGEX", help="Keep nodes whose name matches REGEX in float."),
     click.option("--per-tensor-weights", is_flag=True, help="One weight scale per tensor instead of per channel."),
+    click.option("--ptq", metavar="STEPS", default="auto", show_default=True, callback=_weight_steps,
+                 help="PTQ weight steps for INT8 targets: auto (the quality-budget search tries each where the "
+                      "plain export misses and keeps what helps), none, or a list applied always from "
+                      "equalization, smoothquant, learned-rounding, bias-correction."),
 )
 
 
@@ -176,7 +192,8 @@ def build_recipe(o: dict):
 
     return QuantRecipe(method=o.pop("calibrator"), percentile=o.pop("percentile"), num_bins=int(o.pop("num_bins")),
                        per_channel=not o.pop("per_tensor_weights"), include_ops=split_list(o.pop("include_ops")),
-                       exclude_ops=split_list(o.pop("exclude_ops")), exclude_nodes=o.pop("exclude_nodes"))
+                       exclude_ops=split_list(o.pop("exclude_ops")), exclude_nodes=o.pop("exclude_nodes"),
+                       weight_steps=o.pop("ptq"))
 
 
 def _gate_option(gate, override: bool):

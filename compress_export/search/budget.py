@@ -14,6 +14,7 @@ import onnx
 from ..calibration.calibrate import ranges_by_method
 from ..data.calibration_data import batch_rows
 from ..data.validation_set import subsample
+from ..errors import UsageError
 from ..exporters.onnx.qdq_rewrites import adjacent_nodes, quantized_activations, searched_graph, speed_cost, speed_costs
 from ..graphs.onnx_io import data_file, save
 from ..graphs.selection import op_types
@@ -23,6 +24,7 @@ from ..metrics.gates import score as gate_scores
 from ..runtimes import open_runner
 from ..validators.evaluate import compare
 from .activations import Evaluator, search_budget
+from .weight_steps import choose_weight_steps
 
 
 def validate(artifact, folder: Path, job):
@@ -75,6 +77,7 @@ def _export_searched(job, target, ctx):
     """The search rewrites ONNX graphs: the artifact, or the graph a target converts into its own format."""
     artifact = target.run_export(ctx)
     suite = validate(artifact, ctx.bundle_dir, job)
+    artifact, suite, ctx, _ = choose_weight_steps(job, target, ctx, artifact, suite, _within(job, suite), validate)
     path = ctx.bundle_dir / artifact.path
     searchable = (target.budget_search and job.config.fallback and ctx.ranges is not None
                   and (path.suffix == ".onnx" or target.search_graph))
@@ -112,8 +115,11 @@ def _exact_trials(job, ctx, target, folder: Path):
         if float_tensors and not quantizable - set(nodes):
             return None
         table = ctx.ranges.with_ranges(ctx.ranges.method, ranges) if ranges else ctx.ranges
-        return onnx.load(str(target.write_search_graph(replace(ctx, ranges=table, float_nodes=frozenset(nodes)),
-                                                       folder)))
+        try:
+            written = target.write_search_graph(replace(ctx, ranges=table, float_nodes=frozenset(nodes)), folder)
+        except UsageError:  # the target's own placement would leave no node quantized
+            return None
+        return onnx.load(str(written))
     return build
 
 
