@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .layers import readers_by_tensor, shared
+from .layers import conv_groups, readers_by_tensor, shared
 
 HOMOGENEOUS = ("Relu", "LeakyRelu", "PRelu")
 ROUNDS = 4  # chains of pairs settle within a few passes
@@ -73,7 +73,7 @@ def equalize(model: onnx.ModelProto) -> int:
 def _equalize_pair(pair: Pair, values: dict[str, np.ndarray]) -> None:
     first, second = values[pair.first.input[1]], values[pair.second.input[1]]
     channels = first.shape[0]
-    groups = _group(pair.second)
+    groups = conv_groups(pair.second)
     per_group_in = second.shape[1]
     per_group_out = second.shape[0] // groups
     if per_group_in * groups != channels:
@@ -90,7 +90,3 @@ def _equalize_pair(pair: Pair, values: dict[str, np.ndarray]) -> None:
     for i in range(channels):
         group = i // per_group_in
         second[group * per_group_out:(group + 1) * per_group_out, i % per_group_in] *= scale[i]
-
-
-def _group(node: onnx.NodeProto) -> int:
-    return next((int(onnx.helper.get_attribute_value(a)) for a in node.attribute if a.name == "group"), 1)

@@ -91,3 +91,7 @@ def readers_by_tensor(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]
         for name in node.input:
             readers.setdefault(name, []).append(node)
     return readers
+
+
+def conv_groups(node: onnx.NodeProto) -> int:
+    return next((int(onnx.helper.get_attribute_value(a)) for a in node.attribute if a.name == "group"), 1)

@@ -10,7 +10,7 @@ import onnx
 
 from ..calibration.tensor_stream import stream_tensors
 from ..data.calibration_data import CalibrationData
-from .layers import WeightLayer
+from .layers import WeightLayer, conv_groups
 from .patches import conv_patches, matmul_rows
 
 ROWS_PER_BATCH = 1024  # input rows a batch adds per layer: enough for the moments, bounded for large layers
@@ -47,7 +47,7 @@ def layer_inputs(model: onnx.ModelProto, layers: list[WeightLayer], data: Calibr
     rng = np.random.default_rng(SEED)
     nodes = {node.name: node for node in model.graph.node}
     kernels = {init.name: tuple(init.dims) for init in model.graph.initializer}
-    found = {layer.node: LayerInputs(_groups(nodes[layer.node])) for layer in layers}
+    found = {layer.node: LayerInputs(conv_groups(nodes[layer.node])) for layer in layers}
 
     def fold(values: dict[str, np.ndarray], _feeds) -> None:
         for layer in layers:
@@ -64,7 +64,3 @@ def layer_inputs(model: onnx.ModelProto, layers: list[WeightLayer], data: Calibr
     stream_tensors(model, sorted({layer.input for layer in layers}), data, fold,
                    "the model while measuring layer inputs")
     return found
-
-
-def _groups(node: onnx.NodeProto) -> int:
-    return next((int(onnx.helper.get_attribute_value(a)) for a in node.attribute if a.name == "group"), 1)
