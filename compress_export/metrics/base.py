@@ -173,6 +173,10 @@ class ArtifactMetric(Metric):
     def measure(self, probe: ArtifactProbe) -> dict | None:
         """The result for report.json (None when it does not apply to this artifact)."""
 
+    def warnings(self, result: dict) -> list[str]:
+        """What the report's warnings say of the result (nothing, for most)."""
+        return []
+
     def markdown(self, result: dict) -> list[str]:
         """Lines of the report section for this result."""
         return []

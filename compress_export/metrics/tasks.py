@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 
-RESOURCES = ("flops", "layer_error")
+RESOURCES = ("flops", "layer_error", "second_runtime")
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,32 @@ def openvino():
 
 def read_model(source):
     """The model at a path (IR or ONNX) or an in-memory onnx.ModelProto, or one line saying why OpenVINO cannot
-    read it."""
+    read it. Signed activation Q/DQ pairs are read as the equal unsigned pairs (openvino_qdq.py says why)."""
     ov = openvino()
     what = Path(source).name if isinstance(source, (str, Path)) else "the model"
+    source = _unsigned_activations(source)
     try:
         if isinstance(source, (str, Path)):
             return ov.Core().read_model(str(source))
         return ov.Core().read_model(source.SerializeToString(), b"")
     except Exception as exc:  # the frontends raise their own types (GeneralFailure, OpConversionFailure)
         raise ExportError(f"OpenVINO cannot read {what}: {first_line(exc)}") from None
+
+
+def _unsigned_activations(source):
+    """`source`, or an ONNX copy of it whose signed activation pairs are unsigned."""
+    from .openvino_qdq import openvino_readable, signed_activation_pairs, unsigned_activations
+
+    if isinstance(source, (str, Path)):
+        return (openvino_readable(str(source)) if Path(source).suffix == ".onnx" else None) or source
+    if not signed_activation_pairs(source):
+        return source
+    import onnx
+
+    copied = onnx.ModelProto()
+    copied.CopyFrom(source)
+    unsigned_activations(copied)
+    return copied
 
 
 # How every model of ours is compiled, and what each IR we write carries as its runtime options, so a user's plain

@@ -22,7 +22,7 @@ from ..search.budget import export_within_budget, validate
 from ..search.sensitivity_report import markdown as sensitivity_markdown
 from ..search.sensitivity_report import plot_sensitivity
 from ..util.hashing import sha256_file
-from ..validators.analysis import artifact_analysis
+from ..validators.analysis import analysis_warnings, artifact_analysis
 from ..validators.cross_machine import record as record_artifact_outputs
 from ..validators.speedup import noise_warnings, speed_warnings
 from .run_facts import run_facts
@@ -60,6 +60,7 @@ def build_target(job, target) -> Report:
         probe = ArtifactProbe(artifact_path, artifact.runtime, ctx.fp32_onnx or job.fp32, tuple(job.validation.batches),
                               original_onnx=job.fp32)
         report.analysis.update(artifact_analysis(probe, job.task.metrics))
+        report.warnings += analysis_warnings(report.analysis)
         if job.bench is not None:
             _benchmark(job, target, report, job.bench, artifact, artifact_path)
         _compression_sections(job, target, report, folder, first_section)  # their stage tables show the timing

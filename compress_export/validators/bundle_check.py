@@ -20,7 +20,7 @@ from ..report.report import Report
 from ..runtimes import open_runner
 from ..runtimes.machine import platform_info
 from ..specs import TensorSpec
-from .analysis import artifact_analysis
+from .analysis import analysis_warnings, artifact_analysis
 from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
 from .cross_machine import differences
 from .cross_machine import warnings as cross_machine_warnings
@@ -61,6 +61,7 @@ def check_bundle(folder: Path, manifest: dict, target, limits, bench: BenchSetti
     report.warnings += cross_machine_warnings(context["cross_machine"], manifest.get("platform", {}))
     probe = ArtifactProbe(path, artifact["runtime"], None, tuple(validation.batches))
     report.analysis.update(artifact_analysis(probe, task.metrics))
+    report.warnings += analysis_warnings(report.analysis)
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
         report.bench = _bench_here(folder, manifest, (artifact["runtime"], path), sample, bench)

@@ -1,0 +1,90 @@
+"""A graph made for a runtime that is not here (trt-int8's QDQ ONNX for TensorRT) is validated in a proxy: onnxruntime
+computing each Q/DQ as written. One implementation can be wrong in ways its own numbers never show, so the same
+graph also runs in OpenVINO (its own Q/DQ import and INT8 kernels) on held-out samples and the two are compared
+output by output (per sample and per group of channels of one scale, as the cosine gate reads them). A disagreement
+is a warning: one of them computes the graph wrongly, and neither is the engine that will run it. onnxruntime with
+its optimizations on is no second opinion: its fused signed-INT8 kernels saturate on CPUs without VNNI (cosine 0.926
+on a 4-8-3 MLP that reads 0.9998 unfused), which says nothing of the graph."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+
+from .base import ArtifactMetric, ArtifactProbe
+
+PROXIES = ("onnxruntime-exact",)
+SAMPLES = 32
+AGREEMENT = 0.99  # the smallest cosine at which two runtimes count as computing the same graph
+
+
+SECOND = "openvino"
+
+
+def agreement(probe: ArtifactProbe, other: str) -> dict:
+    """{label: cosine} between the artifact's outputs in its own runtime and in `other`."""
+    from ..runtimes import open_runner
+    from .cosine import METRIC as COSINE
+
+    batches = _batches(probe)
+    names = list(batches[0][2])
+    states = {name: COSINE.start() for name in names}
+    with open_runner(probe.runtime, str(probe.path)) as own, open_runner(other, str(probe.path)) as second:
+        for feeds, _, _ in batches:
+            mine, theirs = _named(own.infer(feeds), names), _named(second.infer(feeds), names)
+            for name in names:
+                COSINE.update(states[name], mine[name], theirs[name])
+    parity = {name: COSINE.result(state) for name, state in states.items()}
+    return dict(COSINE.gate_values(parity, {}))
+
+
+def _named(produced: dict, names: list[str]) -> dict:
+    """Outputs under the reference's names: by name, or in order where the graph names them otherwise (a Keras
+    model's ONNX graph)."""
+    import numpy as np
+
+    values = [produced[name] for name in names] if all(name in produced for name in names) else list(produced.values())
+    return {name: np.asarray(value, np.float64) for name, value in zip(names, values, strict=True)}
+
+
+class SecondRuntime(ArtifactMetric):
+    name = "second_runtime"
+    title = "Second runtime"
+
+    def measure(self, probe: ArtifactProbe) -> dict | None:
+        if probe.runtime not in PROXIES or Path(probe.path).suffix != ".onnx" or not probe.batches:
+            return None
+        if find_spec(SECOND) is None:
+            return {"runtime": probe.runtime, "second": None, "agree": None,
+                    "missing": "pip install 'compress-export[openvino]'"}
+        other = SECOND
+        cosines = agreement(probe, other)
+        worst = min(cosines.values(), default=1.0)
+        return {"runtime": probe.runtime, "second": other, "samples": sum(
+            len(next(iter(feeds.values()))) for feeds, _, _ in _batches(probe)), "cosine": cosines,
+            "agree": worst >= AGREEMENT, "threshold": AGREEMENT}
+
+    def warnings(self, result: dict) -> list[str]:
+        if result["agree"] is not False:
+            return []
+        label, value = min(result["cosine"].items(), key=lambda item: item[1])
+        return [f"{result['second']} computes this graph differently from {result['runtime']}: {label} "
+                f"{value:.4f} between the two (agreement is {AGREEMENT}); one of them reads the graph wrongly"]
+
+    def markdown(self, result: dict) -> list[str]:
+        if result["second"] is None:
+            return [f"Not cross-checked: OpenVINO is not installed ({result['missing']})."]
+        verdict = "agree" if result["agree"] else "**disagree**"
+        lines = [f"The artifact in {result['second']} against {result['runtime']} on {result['samples']} held-out "
+                 f"samples: they {verdict} (cosine >= {result['threshold']}).", "", "| output | cosine |", "|---|---|"]
+        lines += [f"| {label.removeprefix('min_cosine')} | {value:.4f} |" for label, value in result["cosine"].items()]
+        return lines
+
+
+def _batches(probe: ArtifactProbe) -> list:
+    from ..data.validation_set import subsample
+
+    return subsample(probe.batches, SAMPLES)
+
+
+METRIC = SecondRuntime()
