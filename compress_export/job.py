@@ -113,7 +113,7 @@ class Job:
     text: HeldOutText | None = None
     bench: Benchmarker | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # the tool's time per stage and per target
-    ptq_statistics: dict = field(default_factory=dict)  # layer inputs the PTQ weight steps share between targets
+    ptq_statistics: dict = field(default_factory=dict)  # layer inputs and ranges the PTQ steps share between targets
 
     @property
     def metric_settings(self) -> MetricSettings:

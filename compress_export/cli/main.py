@@ -153,6 +153,10 @@ def export_command(**o) -> int:
 
     if o["ranges_from"] and o["ranges_from_cache"]:
         raise UsageError("give --ranges or --ranges-from-cache, not both")
+    reshaping = [step for step in ("equalization", "smoothquant") if step in o["ptq"].split(",")]
+    if reshaping and (o["ranges_from"] or o["ranges_from_cache"]):
+        raise UsageError(f"--ptq {','.join(reshaping)} changes the activations a given range table describes: "
+                         "drop it, or calibrate here (without --ranges/--ranges-from-cache)")
     from .recipe_file import resolved_recipe
 
     run_recipe = resolved_recipe(o)

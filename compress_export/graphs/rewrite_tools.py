@@ -7,6 +7,15 @@ import onnx
 from onnx import numpy_helper
 
 
+def readers_by_tensor(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """Every main-graph use of each tensor (a node reading one tensor twice is listed twice)."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
 class Graph:
     """Indexes of one ONNX graph (the main graph; subgraphs are left alone), refreshed after each change."""
 

@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .layers import conv_groups, readers_by_tensor, shared
+from ..graphs.rewrite_tools import readers_by_tensor
+from .layers import conv_groups, shared
 
 HOMOGENEOUS = ("Relu", "LeakyRelu", "PRelu")
 ROUNDS = 4  # chains of pairs settle within a few passes

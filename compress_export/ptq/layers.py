@@ -85,13 +85,5 @@ def shared(model: onnx.ModelProto, name: str) -> bool:
     return readers > 1 or inside
 
 
-def readers_by_tensor(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    return readers
-
-
 def conv_groups(node: onnx.NodeProto) -> int:
     return next((int(onnx.helper.get_attribute_value(a)) for a in node.attribute if a.name == "group"), 1)

@@ -14,7 +14,8 @@ from onnx import numpy_helper
 
 from ..calibration.tensor_stream import stream_tensors
 from ..data.calibration_data import CalibrationData
-from .layers import readers_by_tensor, shared
+from ..graphs.rewrite_tools import readers_by_tensor
+from .layers import shared
 
 MIGRATION = 0.5  # a: how much of the outlier moves into the weights
 MIN_SCALE = 1e-5

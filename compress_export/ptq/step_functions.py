@@ -48,8 +48,10 @@ def _layers_and_inputs(model: onnx.ModelProto, inputs: StepInputs):
     """The quantized layers with a weight of their own, and their FP32 inputs before any rounding (bias
     correction after learned rounding reads the same inputs rounding did)."""
     layers = [layer for layer in weight_layers(model, inputs.nodes) if not shared(model, layer.weight)]
-    key = inputs.rounded_from if inputs.unrounded else graph_digest(model)
-    inputs.rounded_from = key
+    digest = inputs.rounded_from if inputs.unrounded else graph_digest(model)
+    inputs.rounded_from = digest
+    # Targets that quantize different nodes of one graph read different layers: the key takes both.
+    key = (digest, tuple(layer.node for layer in layers))
     if key not in inputs.statistics:
         inputs.statistics[key] = layer_inputs(model, layers, inputs.data)
     return layers, inputs.statistics[key]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import onnx
@@ -22,7 +23,7 @@ from ..metrics import all_gates, all_metrics
 from ..metrics.gates import Gates, meets, ranking_key
 from ..metrics.gates import score as gate_scores
 from ..metrics.suite import MetricSuite
-from .trial_session import trial_session
+from .trial_session import trial_session, trial_workers
 
 COST_FLOOR = 0.02  # a share of the model's MACs: see `order`
 MAX_SWEEPS = 3  # of `requantize`: on the YOLOv8 detector the second took 28 float tensors to 21, the third none
@@ -79,7 +80,25 @@ class Evaluator:
         self.evaluations += 1
         return self._run(self._session(float_tensors, ranges, exact=False), self.rank_batches)
 
-    def _session(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None, exact: bool):
+    def rank_scores(self, configurations: Sequence[list[str]], ranges: Mapping[str, tuple[float, float]] | None
+                    ) -> Iterator[dict]:
+        """rank_score of each configuration, in order; on the ranking's samples, several at once where there are
+        cores for them (each on one core, the baseline too, so the gains compare like with like)."""
+        workers = trial_workers()
+        if not self.rank_batches or workers == 1:
+            yield from (self.rank_score(floated, ranges) for floated in configurations)
+            return
+
+        def trial(floated: list[str]) -> dict:
+            return self._run(self._session(floated, ranges, exact=False, threads=1), self.rank_batches)
+
+        with ThreadPoolExecutor(workers) as pool:
+            for score in pool.map(trial, configurations):
+                self.evaluations += 1
+                yield score
+
+    def _session(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None, exact: bool,
+                 threads: int | None = None):
         if exact and self.build is not None:
             model = self.build(list(float_tensors), ranges or {})
             if model is None:
@@ -87,7 +106,7 @@ class Evaluator:
         else:
             model = with_float_tensors(with_tensor_ranges(self.quantized, ranges or {}), self.original,
                                        float_tensors)
-        return trial_session(model, self.runtime)
+        return trial_session(model, self.runtime, threads)
 
     def _run(self, session, batches) -> dict:
         names = [output.name for output in session.get_outputs()]
@@ -165,10 +184,11 @@ def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict
     """Each tensor's effect: the score with it alone in float (the others quantized), best value first:
     the cosine it wins for the share of INT8 work it sends back to float."""
     ranking = []
-    if evaluator.rank_batches:  # the gains are differences of two scores on the same samples
-        baseline = evaluator.rank_score([], ranges)
-    for name in candidates:
-        score = evaluator.rank_score([name], ranges)
+    own_baseline = bool(evaluator.rank_batches)  # the gains are differences of two scores on the same samples
+    scores = evaluator.rank_scores([[]] * own_baseline + [[name] for name in candidates], ranges)
+    if own_baseline:
+        baseline = next(scores)
+    for name, score in zip(candidates, scores, strict=True):
         cost = evaluator.costs.get(name, {})
         ranking.append({"tensor": name, "cosine_if_float": score["cosine"],
                         "cosine_gain": score["cosine"] - baseline["cosine"], "accuracy_drop_if_float":

@@ -24,7 +24,7 @@ from ..metrics.gates import score as gate_scores
 from ..runtimes import open_runner
 from ..validators.evaluate import compare
 from .activations import Evaluator, search_budget
-from .weight_steps import choose_weight_steps
+from .weight_steps import choose_weight_steps, with_choice
 
 
 def validate(artifact, folder: Path, job):
@@ -77,7 +77,8 @@ def _export_searched(job, target, ctx):
     """The search rewrites ONNX graphs: the artifact, or the graph a target converts into its own format."""
     artifact = target.run_export(ctx)
     suite = validate(artifact, ctx.bundle_dir, job)
-    artifact, suite, ctx, _ = choose_weight_steps(job, target, ctx, artifact, suite, _within(job, suite), validate)
+    artifact, suite, ctx, weights = choose_weight_steps(job, target, ctx, artifact, suite, _within(job, suite),
+                                                        validate)
     path = ctx.bundle_dir / artifact.path
     searchable = (target.budget_search and job.config.fallback and ctx.ranges is not None
                   and (path.suffix == ".onnx" or target.search_graph))
@@ -99,7 +100,8 @@ def _export_searched(job, target, ctx):
         search, ranges = _search(job, ctx, quantized, artifact.runtime, _exact_trials(job, ctx, target, Path(tmp)))
     float_nodes = _float_nodes(job, ctx, search)
     if ranges is not ctx.ranges or float_nodes:
-        artifact = target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes)))
+        artifact = with_choice(target.run_export(replace(ctx, ranges=ranges, float_nodes=frozenset(float_nodes))),
+                               weights)
         suite = validate(artifact, ctx.bundle_dir, job)
     return artifact, suite, _shipped(job, search, suite), ranges
 

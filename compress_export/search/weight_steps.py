@@ -15,7 +15,7 @@ from ..exporters.onnx.qdq_rewrites import quantized_activations
 from ..graphs.onnx_io import save
 from ..graphs.selection import select_nodes
 from ..metrics.gates import ranking_key
-from ..ptq.steps import RESHAPING, StepInputs, apply_steps, ordered
+from ..ptq.steps import RESHAPING, StepInputs, apply_steps, graph_digest, ordered
 from .activations import Evaluator
 
 
@@ -51,9 +51,10 @@ def choose_weight_steps(job, target, ctx, artifact, suite, within: bool, validat
     folder = job.work / "ptq" / target.name
     folder.mkdir(parents=True, exist_ok=True)
     choice = WeightChoice(tried={"": _weights_alone(job, target, ctx, artifact, folder)})
-    best = [ranking_key(job.config.gates, choice.tried[""]), (), None, artifact, ctx, {}]
+    best = _Candidate(ranking_key(job.config.gates, choice.tried[""]), (), None, artifact, ctx, {})
 
     def attempt(steps: tuple[str, ...]):
+        nonlocal best
         model = onnx.ModelProto.FromString(original.SerializeToString())
         changed = apply_steps(model, steps, inputs)
         if not any(changed.values()):
@@ -63,31 +64,54 @@ def choose_weight_steps(job, target, ctx, artifact, suite, within: bool, validat
         trial_dir.mkdir(exist_ok=True)
         save(model, path)
         ranges = ctx.ranges
-        if any(changed.get(name) for name in RESHAPING):
-            ranges = onnx_ranges(replace(job.config, progress=False), path, job.calib, job.calibration_recipe)
+        if any(changed.get(name) for name in RESHAPING):  # calibrated once per graph, for every target that tries it
+            key = ("ranges", graph_digest(model))
+            if key not in job.ptq_statistics:
+                job.ptq_statistics[key] = onnx_ranges(replace(job.config, progress=False), path, job.calib,
+                                                      job.calibration_recipe)
+            ranges = job.ptq_statistics[key]
         trial_ctx = replace(ctx, fp32_onnx=path, ranges=ranges, bundle_dir=trial_dir)
         trial_artifact = target.run_export(trial_ctx)
         choice.tried[label] = _weights_alone(job, target, trial_ctx, trial_artifact, folder)
         key = ranking_key(job.config.gates, choice.tried[label])
-        if key > best[0] or setting != "auto":
-            best[:] = [key, steps, trial_dir, trial_artifact, replace(trial_ctx, bundle_dir=ctx.bundle_dir), changed]
+        if key > best.key or setting != "auto":
+            best = _Candidate(key, steps, trial_dir, trial_artifact, replace(trial_ctx, bundle_dir=ctx.bundle_dir),
+                              changed)
         return key
 
     if setting != "auto":
         attempt(ordered(setting.split(",")))
     else:
-        plain = best[0]
+        plain = best.key
         helped = [step for step in _applicable(original, job) if (attempt((step,)) or plain) > plain]
         if len(helped) > 1:
             attempt(ordered(helped))
-    _, choice.steps, trial_dir, artifact, chosen_ctx, choice.changed = best
-    if trial_dir is not None:
-        shutil.copytree(trial_dir, ctx.bundle_dir, dirs_exist_ok=True)  # what was measured is what ships
+    choice.steps, choice.changed, artifact = best.steps, best.changed, best.artifact
+    if best.folder is not None:
+        shutil.copytree(best.folder, ctx.bundle_dir, dirs_exist_ok=True)  # what was measured is what ships
         suite = validate(artifact, ctx.bundle_dir, job)
+    return with_choice(artifact, choice), suite, best.ctx, choice
+
+
+def with_choice(artifact, choice: WeightChoice | None):
+    """The artifact with the weight steps' note and record (an export again from the chosen graph needs them
+    too: it ships those weights)."""
+    if choice is None:
+        return artifact
     record = {"steps": list(choice.steps), "weights_alone": choice.tried}
-    artifact = replace(artifact, notes=artifact.notes + (choice.describe(),),
-                       details={**artifact.details, "ptq": record})
-    return artifact, suite, chosen_ctx, choice
+    return replace(artifact, notes=artifact.notes + (choice.describe(),), details={**artifact.details, "ptq": record})
+
+
+@dataclass
+class _Candidate:
+    """The best export so far: its score key, its steps, the folder it was written to (None: the plain export)."""
+
+    key: tuple
+    steps: tuple[str, ...]
+    folder: Path | None
+    artifact: object
+    ctx: object
+    changed: dict
 
 
 def _weights_alone(job, target, ctx, artifact, folder: Path) -> dict:

@@ -303,6 +303,9 @@ def test_ranges_from_file_are_reused_and_checked_against_the_model(tmp_path, dig
     ranges.write_text(json.dumps(foreign))
     _assert_one_line_error(invoke(*common, "--ranges", ranges, "--calib-data", calib, "--out", tmp_path / "b"), 2,
                            "no range for")
+    _assert_one_line_error(invoke(*common, "--ranges", ranges, "--calib-data", calib, "--ptq", "equalization",
+                                  "--out", tmp_path / "c"), 2, "--ptq equalization changes the activations")
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("tensorrt") is not None,

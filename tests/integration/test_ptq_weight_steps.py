@@ -34,17 +34,17 @@ def spread_cnn(path):
     return path
 
 
-def _run(tmp_path, name: str, steps: str, gates: Gates):
+def _run(tmp_path, name: str, steps: str, gates: Gates, target: str = "onnx-int8"):
     rng = np.random.default_rng(0)
     for split, count in (("calib", 48), ("val", 24)):
         data = rng.normal(size=(count, 2, 10, 10)) + 0.5 * rng.normal(size=(count, 2, 1, 1))
         np.savez(tmp_path / f"{split}.npz", x=data.astype(np.float32))
-    result = run(PipelineConfig(model=str(spread_cnn(tmp_path / "cnn.onnx")), targets="onnx-int8",
+    result = run(PipelineConfig(model=str(spread_cnn(tmp_path / "cnn.onnx")), targets=target,
                                 out=tmp_path / name, calib_data=str(tmp_path / "calib.npz"),
                                 val_data=str(tmp_path / "val.npz"), recipe=QuantRecipe(weight_steps=steps),
                                 gates=gates, bench=None, progress=False))
     assert not result.failures, [failure.error for failure in result.failures]
-    bundle = tmp_path / name / "onnx-int8"
+    bundle = tmp_path / name / target
     return json.loads((bundle / "report.json").read_text()), bundle / "model.onnx"
 
 
@@ -73,3 +73,10 @@ def test_auto_tries_the_steps_only_where_the_plain_export_misses(tmp_path):
     tried = next(note for note in missed["notes"] if note.startswith("PTQ weight steps"))
     assert "weights alone" in tried or "none kept" in tried
     assert missed["passed"] is False and missed["sensitivity"]["budget_met"] is False
+
+
+def test_a_target_that_exports_again_after_its_search_keeps_the_weight_steps_record(tmp_path):
+    report, _ = _run(tmp_path, "trt", "bias-correction", Gates(min_cosine=1.0), target="trt-int8")
+    assert report["sensitivity"]["evaluations"] > 1  # the search ran and the target exported again
+    assert report["ptq"]["steps"] == ["bias-correction"]
+    assert any(note.startswith("PTQ weight steps: bias-correction") for note in report["notes"])

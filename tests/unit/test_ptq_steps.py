@@ -199,3 +199,13 @@ def test_each_weight_step_changes_the_weights_the_quantizer_reads(steps):
                 | ({"b1", "b2"} if "bias-correction" in steps else set()))
     assert moved == expected
     assert apply_steps(onnx.ModelProto.FromString(model.SerializeToString()), (), inputs) == {}
+
+
+def test_targets_quantizing_other_layers_of_one_graph_do_not_share_layer_inputs():
+    data, shared = _data((4, 12, 12)), {}
+    first = _conv_model()
+    second = onnx.ModelProto.FromString(first.SerializeToString())  # one graph: the cache sees one digest
+    counts_one = apply_steps(first, ["bias-correction"], StepInputs(data, True, {"conv1"}, statistics=shared))
+    counts_both = apply_steps(second, ["bias-correction"], StepInputs(data, True, {"conv1", "conv2"},
+                                                                      statistics=shared))
+    assert counts_one["bias-correction"] == 1 and counts_both["bias-correction"] == 2

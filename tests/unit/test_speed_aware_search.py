@@ -111,3 +111,26 @@ def test_the_searched_graph_drops_the_bypassed_pair_and_its_constants(quantized)
     read = {name for node in shipped.graph.node for name in node.input}
     assert all(init.name in read for init in shipped.graph.initializer)
     onnx.checker.check_model(shipped)
+
+
+def test_ranking_trials_run_at_once_and_rank_as_they_do_one_by_one(quantized, monkeypatch):
+    import compress_export.search.activations as activations
+    from compress_export.exporters.onnx.qdq_rewrites import quantized_activations
+    from compress_export.metrics.gates import Gates
+
+    original, model, x, _ = quantized
+    reference = {"y": __import__("onnxruntime").InferenceSession(
+        original.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]}
+    batches = [({"x": x}, None, reference)]
+    candidates = quantized_activations(model)
+
+    def ranking(workers: int) -> list[dict]:
+        monkeypatch.setattr(activations, "trial_workers", lambda: workers)
+        evaluator = activations.Evaluator(model, original, batches, Gates(), rank_batches=batches)
+        rows = activations.rank_tensors(evaluator, candidates, {"cosine": 0.0})
+        assert evaluator.evaluations == len(candidates) + 1  # the baseline on the ranking's samples, then each
+        return rows
+
+    alone, together = ranking(1), ranking(2)
+    assert [row["tensor"] for row in alone] == [row["tensor"] for row in together]
+    assert [row["cosine_gain"] for row in together] == pytest.approx([row["cosine_gain"] for row in alone], abs=1e-6)

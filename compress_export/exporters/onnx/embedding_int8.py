@@ -10,16 +10,15 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ...graphs.rewrite_tools import readers_by_tensor
+
 MIN_ELEMENTS = 1 << 16  # smaller tables are not worth three extra nodes
 
 
 def quantize_embedding_tables(model: onnx.ModelProto) -> list[str]:
     """Rewrites `model` in place; returns a note per table."""
     constants = {init.name: init for init in model.graph.initializer}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = readers_by_tensor(model)
     notes = []
     for name, init in list(constants.items()):
         users = readers.get(name, [])
