@@ -330,7 +330,8 @@ task_data_options = _stack(
                       "default: five built-in prompts)."),
     click.option("--fid-features", type=click.Path(exists=True, dir_okay=False), metavar="MODEL.onnx",
                  help="Image generators (--task image-generation): the ONNX model whose first output FID reads "
-                      "images through (default: the bundled digits classifier's penultimate layer)."),
+                      "images through (default: the bundled digits classifier for 1x8x8 images, general "
+                      "random-CNN features for any other size)."),
     click.option("--train-data", type=click.Path(exists=True), metavar="NPZ|DIR",
                  help="Training data for --qat and --distill (default: the calibration data). A 'label' key adds "
                       "the task loss."),

@@ -1,6 +1,6 @@
 """FID: the Fréchet distance between the feature statistics (mean, covariance) of the images the FP32 generator
-and the candidate make from the same latent inputs. Features from fid_features (a named model, or the bundled
-digits classifier). 0 when the images are the same; lower is better."""
+and the candidate make from the same latent inputs. Features from fid_features (a named model, the bundled digits
+classifier for 1x8x8 digits, or general features). 0 when the images are the same; lower is better."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def image_output(outputs) -> str | None:
     return None
 
 
+def check_feature_model(outputs, spec: str | None) -> None:
+    """Before calibration: a named feature model that cannot read the generator's images is a usage error (exit 2)."""
+    from .fid_features import check_reads
+
+    name = image_output(outputs)
+    if spec and name is not None:
+        check_reads(outputs[name], spec)
+
+
 class Fid(Metric):
     """`features`: the ONNX feature model the images are read through (None: the bundled default)."""
 
@@ -46,7 +55,7 @@ class Fid(Metric):
                 score_key="fid")
 
     def start(self) -> dict:
-        return {"reference": [], "candidate": []}
+        return {"reference": [], "candidate": [], "shape": ()}
 
     def update(self, state: dict, reference, candidate, labels=None) -> None:
         from .fid_features import features
@@ -54,6 +63,7 @@ class Fid(Metric):
         name = image_output(reference)
         if name is None:
             return
+        state["shape"] = tuple(reference[name].shape[1:])
         state["reference"].append(features(reference[name], self.features))
         state["candidate"].append(features(candidate[name], self.features))
 
@@ -68,7 +78,7 @@ class Fid(Metric):
         if len(reference) < 2:
             return {}
         return {"candidate": {"fid": frechet_distance(reference, candidate), "fid_samples": len(reference),
-                              "fid_features": feature_model_name(self.features)}}
+                              "fid_features": feature_model_name(self.features, state["shape"])}}
 
     def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
         value = metrics.get("candidate", {}).get("fid")

@@ -23,6 +23,7 @@ from ..metrics import all_gates, all_metrics
 from ..metrics.gates import Gates, meets, ranking_key
 from ..metrics.gates import score as gate_scores
 from ..metrics.suite import MetricSuite
+from .local_error import TRIAL_LIMIT, rank_by_local_error
 from .trial_session import trial_session, trial_workers
 
 COST_FLOOR = 0.02  # a share of the model's MACs: see `order`
@@ -281,7 +282,10 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
         if evaluator.meets(score):
             return result([], score, choice, [])
     ranges = choice.ranges if choice else {}
-    ranking = rank_tensors(evaluator, candidates, score, ranges, on_step)
+    if len(candidates) > TRIAL_LIMIT:
+        ranking = rank_by_local_error(evaluator, candidates, score, ranges)
+    else:
+        ranking = rank_tensors(evaluator, candidates, score, ranges, on_step)
     if choice and refine:
         sensitive = [row["tensor"] for row in ranking[:refine] if row["cosine_gain"] > 0]
         refined = refine_per_tensor(evaluator, by_method, choice, sensitive, score)

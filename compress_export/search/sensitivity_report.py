@@ -14,7 +14,8 @@ def plot_sensitivity(ranking: list[dict], path, count: int = 15) -> bool:
     rows = ranking[:count][::-1]
     figure, axes = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2), dpi=100)
     axes.barh([row["tensor"] for row in rows], [row["cosine_gain"] for row in rows], color="#4c72b0")
-    axes.set_xlabel("cosine gain when this tensor alone stays in float")
+    axes.set_xlabel("estimated cosine gain from its own rounding error" if "local_error" in rows[-1]
+                    else "cosine gain when this tensor alone stays in float")
     axes.set_title("most sensitive quantized activations")
     axes.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
@@ -57,7 +58,15 @@ def markdown(search: dict) -> list[str]:
             lines += ["Nodes kept in float for them: " + ", ".join(f"`{n}`" for n in search["float_nodes"]), ""]
         lines += speed_lines(search.get("speed_cost") or {})
     lines += weight_limit_lines(search.get("weight_limit"), search["budget_met"])
-    if search["ranking"]:
+    if search["ranking"] and "local_error" in search["ranking"][0]:
+        lines += [f"{len(search['ranking'])} quantized activations, too many for a trial each: ranked by each one's "
+                  "own rounding error from one pass (relative error energy e; floating it estimated to win "
+                  "cosine e / 2); the decisions above ran the graph.", "",
+                  "| activation | own rounding error | estimated gain | MACs leaving INT8 |", "|---|---|---|---|"]
+        lines += [f"| `{row['tensor']}` | {row['local_error']:.2e} | {row['cosine_gain']:+.4f} | "
+                  f"{row.get('macs_share', 0.0):.1%} |" for row in search["ranking"][:15]]
+        lines += ["", "![sensitivity](sensitivity.png)"]
+    elif search["ranking"]:
         lines += ["| activation | cosine if alone in float | gain | MACs leaving INT8 |", "|---|---|---|---|"]
         lines += [f"| `{row['tensor']}` | {row['cosine_if_float']:.4f} | {row['cosine_gain']:+.4f} | "
                   f"{row.get('macs_share', 0.0):.1%} |" for row in search["ranking"][:15]]

@@ -4,6 +4,7 @@ outputs on the held-out data, once, the check that the export agrees with them, 
 from __future__ import annotations
 
 from ..exporters.onnx.fp32 import export_fp32
+from ..metrics.fid import check_feature_model
 from ..metrics.tasks import get_task
 from ..validators.reference_outputs import check_export, reference_outputs
 
@@ -15,5 +16,7 @@ def reference(job) -> None:
     job.validation = reference_outputs(job.model, job.val, job.val_origin, job.config.progress)
     named = job.config.task if job.config.task not in (None, "auto") else getattr(job.model, "task", None)
     job.task = get_task(named, job.validation.batches[0][2])
+    if "fid" in job.task.metrics:  # a feature model that cannot read the images is refused before calibration
+        check_feature_model(job.validation.batches[0][2], job.config.fid_features)
     if job.fp32 is not None:
         job.export_check = check_export(job.fp32, job.validation)

@@ -481,7 +481,7 @@ OPTION_CASES = [
     ("--trt-max-batch", "0"), ("--trt-cache-algorithm", "Bogus"), ("--no-such-option", "1"),
     ("--max-accuracy-drop", "-5"), ("--max-accuracy-drop", "101"), ("--min-cosine", "1.5"), ("--min-cosine", "-2"),
     ("--min-decision-agreement", "1.01"), ("--min-detection-f1", "-0.1"), ("--max-perplexity-increase", "-1"),
-    ("--min-bleu", "101"), ("--max-fid", "-1"),
+    ("--min-bleu", "101"), ("--max-fid", "-1"), ("--min-psnr", "-1"), ("--min-ssim", "1.5"),
 ]
 for _flag, _value in OPTION_CASES:
     CASES.append(Case(f"option{_flag}={_value}", 2, None,

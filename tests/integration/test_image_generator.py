@@ -55,6 +55,65 @@ def test_int8_generator_is_judged_by_fid_against_fp32_images(trained_generator, 
     assert fp32["fid"] == pytest.approx(0.0, abs=1e-6) and fp32["fid_samples"] == 200
     assert 0 < int8["fid"] < 1.0  # INT8 images read like FP32's through the digits features
     assert "digits classifier" in int8["fid_features"]
-    assert {g["gate"] for g in reports["onnx-int8"]["gate_results"]} >= {"max_fid"}
+    assert {g["gate"] for g in reports["onnx-int8"]["gate_results"]} >= {"max_fid", "min_psnr", "min_ssim"}
+    assert fp32["psnr_db"] > 60 and fp32["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert 20 < int8["psnr_db"] < fp32["psnr_db"] and 0.5 < int8["ssim"] < 1.0
     again = CliRunner().invoke(cli, ["validate", str(out / "onnx-int8"), "--no-bench", "--json", "-q"])
     assert json.loads(again.output)["metrics"]["candidate"]["fid"] == pytest.approx(int8["fid"], rel=1e-6)
+
+
+def onnx_generator(folder):
+    """latent[N, 4] -> MatMul -> Sigmoid -> image[N, 1, 16, 16]: a generator of a size no bundled model reads."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["latent", "w"], ["h"]), helper.make_node("Sigmoid", ["h"], ["s"]),
+         helper.make_node("Reshape", ["s", "shape"], ["image"])], "generator",
+        [helper.make_tensor_value_info("latent", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, 16, 16])],
+        [numpy_helper.from_array(rng.normal(0, 1, (4, 256)).astype(np.float32), "w"),
+         numpy_helper.from_array(np.array([-1, 1, 16, 16], np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), folder / "generator.onnx")
+    for split, count in (("calib", 32), ("val", 40)):
+        np.savez(folder / f"{split}.npz", latent=rng.normal(size=(count, 4)).astype(np.float32))
+    return folder / "generator.onnx"
+
+
+def digits_only_features(path):
+    """A feature model that reads 1x8x8 images only."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["images"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["features"])],
+        "features", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 1, 8, 8])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 5])],
+        [numpy_helper.from_array(np.ones((64, 5), np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_generator_of_any_image_size_gets_fid_by_default_and_a_misfit_model_is_refused_before_calibration(
+        tmp_path, monkeypatch):
+    import compress_export.stages.ranges as ranges_stage
+
+    model = onnx_generator(tmp_path)
+    common = [str(model), "--task", "image-generation", "--to", "onnx,onnx-int8", "--calib-data",
+              str(tmp_path / "calib.npz"), "--val-data", str(tmp_path / "val.npz"), "--no-bench", "-q"]
+    result = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code in (0, 1), result.output
+    int8 = next(t["report"] for t in json.loads(result.output)["targets"] if t["target"] == "onnx-int8")
+    fid = int8["metrics"]["candidate"]
+    assert fid["fid"] >= 0 and fid["fid_samples"] == 40 and "general features" in fid["fid_features"]
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("calibrated before the feature model was checked")
+
+    monkeypatch.setattr(ranges_stage, "onnx_ranges", no_calibration)
+    misfit = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / "misfit"), "--fid-features",
+                                      str(digits_only_features(tmp_path / "features.onnx"))])
+    assert misfit.exit_code == 2, misfit.output
+    assert "cannot read the generator's images (1, 16, 16)" in misfit.output
+    assert not (tmp_path / "misfit" / "onnx-int8").exists()

@@ -134,3 +134,31 @@ def test_ranking_trials_run_at_once_and_rank_as_they_do_one_by_one(quantized, mo
     alone, together = ranking(1), ranking(2)
     assert [row["tensor"] for row in alone] == [row["tensor"] for row in together]
     assert [row["cosine_gain"] for row in together] == pytest.approx([row["cosine_gain"] for row in alone], abs=1e-6)
+
+
+def test_many_activations_are_ranked_by_their_own_rounding_error_from_one_pass(quantized, monkeypatch):
+    import onnxruntime
+
+    import compress_export.search.activations as activations
+    from compress_export.exporters.onnx.qdq_rewrites import quantized_activations
+    from compress_export.metrics.gates import Gates
+    from compress_export.search.local_error import rank_by_local_error
+
+    original, model, x, ranges = quantized
+    reference = {"y": onnxruntime.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
+                 .run(None, {"x": x})[0]}
+    batches = [({"x": x}, None, reference)]
+    candidates = quantized_activations(model)
+    evaluator = activations.Evaluator(model, original, batches, Gates(min_cosine=0.99999), rank_batches=batches)
+    clipped = {"a": (ranges["a"][0] / 20, ranges["a"][1] / 20)}  # a's range a twentieth of its values: it clips
+    rows = rank_by_local_error(evaluator, candidates, {"cosine": 0.9}, clipped)
+    assert evaluator.evaluations == 0 and {row["tensor"] for row in rows} == set(candidates)
+    assert rows[0]["tensor"] == "a" and rows[0]["local_error"] > 10 * max(row["local_error"] for row in rows[1:])
+    assert all(row["cosine_gain"] == row["local_error"] / 2 for row in rows)
+
+    monkeypatch.setattr(activations, "TRIAL_LIMIT", 1)  # the search takes that ranking past the limit
+    result = activations.search_budget(evaluator, candidates, {}, "entropy")
+    assert "local_error" in result.ranking[0] and result.evaluations < len(candidates) + 3
+    from compress_export.search.sensitivity_report import markdown
+
+    assert any("ranked by each one's own rounding error" in line for line in markdown(result.to_dict()))

@@ -35,14 +35,20 @@ def export_fp32(ctx: ExportContext) -> Artifact:
 
 
 def export_fp16(ctx: ExportContext) -> Artifact:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    """FP16 with FP32 inputs and outputs; layers whose tensors come near FP16's limit on the calibration data (a
+    norm's sum of squares, a time embedding, logits) stay FP32."""
+    from .fp16_headroom import mixed_fp16
 
+    fp32 = onnx.load(str(ctx.fp32_onnx))
+    feeds = next(iter(ctx.calibration.batches()), None) if ctx.calibration is not None else None
     try:
-        model = convert_float_to_float16(onnx.load(str(ctx.fp32_onnx)), keep_io_types=True)
+        model, kept = mixed_fp16(fp32, fp32, feeds)
     except Exception as exc:
-        raise ExportError(f"FP16 conversion failed: {exc}") from None
+        raise ExportError(f"FP16 conversion failed: {str(exc).splitlines()[0][:200]}") from None
     save(model, ctx.bundle_dir / MODEL_FILE)
-    return _artifact(ctx, "onnx-fp16")
+    notes = [f"{len(kept)} layers kept FP32 (their tensors come near FP16's limit on the calibration data: "
+             f"{', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''})"] if kept else []
+    return _artifact(ctx, "onnx-fp16", tuple(notes))
 
 
 def export_int8(ctx: ExportContext) -> Artifact:

@@ -11,14 +11,9 @@ import numpy as np
 import onnx
 
 from ...errors import ExportError
-from ...graphs.onnx_io import session_with_outputs
-from ...graphs.selection import default_opset, names_read, sort_topologically, with_inferred_shapes
+from ...graphs.selection import default_opset
+from ..onnx.fp16_headroom import mixed_fp16
 from .lint import FP16_QDQ_OPSET
-
-FP16_MAX = 65504.0
-# A layer stays FP32 when its output reached 1/16 of FP16's largest value on the calibration data: later
-# inputs may be larger than the calibration set's, and a square or a sum over a row grows fast.
-HEADROOM = FP16_MAX / 16
 
 
 @dataclass(frozen=True)
@@ -27,36 +22,9 @@ class MixedPrecision:
     kept_fp32: tuple[str, ...]  # nodes whose outputs left too little FP16 headroom
 
 
-def float_peaks(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, float]:
-    """The largest magnitude each float tensor of the main graph reaches on `feeds`."""
-    inferred = with_inferred_shapes(model)
-    typed = {value.name: value.type.tensor_type.elem_type
-             for value in (*inferred.graph.value_info, *inferred.graph.output)}
-    names = [name for node in model.graph.node for name in node.output
-             if name and typed.get(name) == onnx.TensorProto.FLOAT]
-    if not names:
-        return {}
-    values = session_with_outputs(model, names)(feeds)
-    return {name: float(np.nanmax(np.abs(value))) if np.size(value) else 0.0 for name, value in values.items()}
-
-
-def overflow_risks(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None) -> list[str]:
-    """Nodes of the FP32 graph that write or read a tensor beyond HEADROOM on `feeds` (or not finite): the
-    tensor stays FP32 only if its producer and its readers all do."""
-    if not feeds:
-        return []
-    peaks = float_peaks(model, feeds)
-    peaks.update({name: float(np.nanmax(np.abs(value))) for name, value in feeds.items()
-                  if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value)})
-    risky = {name for name, peak in peaks.items() if not np.isfinite(peak) or peak > HEADROOM}
-    return [node.name for node in model.graph.node if risky & {*node.input, *node.output}]
-
-
 def to_mixed_fp16(qdq: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, np.ndarray] | None) -> MixedPrecision:
     """`qdq` with its float layers, weights and Q/DQ scales in FP16, inputs and outputs kept FP32. Node names
     are shared by the FP32 graph and its QDQ rewrite, so the risks found on the first apply to the second."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     if default_opset(qdq) < FP16_QDQ_OPSET:
         try:
             qdq = onnx.version_converter.convert_version(qdq, FP16_QDQ_OPSET)
@@ -64,40 +32,11 @@ def to_mixed_fp16(qdq: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, 
             raise ExportError(f"FP16 Q/DQ needs opset {FP16_QDQ_OPSET} and onnx could not convert the model from opset "
                               f"{default_opset(qdq)} ({str(exc).splitlines()[0][:160]}); "
                               "keep the float layers FP32 with --trt-float fp32") from None
-    kept = overflow_risks(fp32, feeds)
     try:
-        converted = convert_float_to_float16(qdq, keep_io_types=True, node_block_list=kept)
+        converted, kept = mixed_fp16(qdq, fp32, feeds)
     except Exception as exc:
         raise ExportError(f"FP16 conversion of the trt-int8 graph failed ({str(exc).splitlines()[0][:160]}); "
                           "keep the float layers FP32 with --trt-float fp32") from None
-    _drop_fp16_round_trips(converted.graph)
-    sort_topologically(converted.graph)  # the converter appends the input casts at the end
     return MixedPrecision(converted, tuple(kept))
 
 
-def _drop_fp16_round_trips(graph: onnx.GraphProto) -> None:
-    """The converter passes every tensor between two FP32 layers through FP16 (Cast to FP16, Cast back): the
-    overflow the layers were kept FP32 for. Each Cast back then reads the FP32 tensor itself."""
-    types = {value.name: value.type.tensor_type.elem_type for value in graph.value_info}
-    producer = {out: node for node in graph.node for out in node.output}
-    for node in graph.node:
-        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT:
-            continue
-        narrowing = producer.get(node.input[0])
-        if (narrowing is not None and narrowing.op_type == "Cast" and _cast_to(narrowing) == onnx.TensorProto.FLOAT16
-                and types.get(narrowing.input[0]) == onnx.TensorProto.FLOAT):
-            node.op_type, node.input[0] = "Identity", narrowing.input[0]
-            del node.attribute[:]
-    read = names_read(graph)
-    kept = [node for node in graph.node
-            if not (node.op_type == "Cast" and not any(out in read for out in node.output))]
-    del graph.node[:]
-    graph.node.extend(kept)
-    written = {out for node in graph.node for out in node.output}
-    values = [value for value in graph.value_info if value.name in written]
-    del graph.value_info[:]
-    graph.value_info.extend(values)
-
-
-def _cast_to(node: onnx.NodeProto) -> int:
-    return next((attribute.i for attribute in node.attribute if attribute.name == "to"), 0)

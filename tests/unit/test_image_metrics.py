@@ -1,0 +1,57 @@
+"""Paired image metrics for generators: SSIM as Wang et al. define it and PSNR over the image's own range."""
+
+import numpy as np
+import pytest
+
+from compress_export.metrics.psnr import METRIC as PSNR
+from compress_export.metrics.psnr import PSNR_CAP, image_psnr
+from compress_export.metrics.ssim import K1, K2, image_ssim
+from compress_export.metrics.ssim import METRIC as SSIM
+
+RNG = np.random.default_rng(0)
+
+
+def test_ssim_of_one_window_is_the_papers_formula():
+    x = RNG.random((1, 1, 11, 11))
+    y = x + RNG.normal(0, 0.05, x.shape)
+    taps = np.exp(-0.5 * ((np.arange(11) - 5) / 1.5) ** 2)
+    weights = np.outer(taps, taps) / taps.sum() ** 2
+    a, b = x[0, 0], y[0, 0]
+    mx, my = (weights * a).sum(), (weights * b).sum()
+    vx, vy = (weights * a * a).sum() - mx**2, (weights * b * b).sum() - my**2
+    cov = (weights * a * b).sum() - mx * my
+    c1, c2 = (K1 * np.ptp(a)) ** 2, (K2 * np.ptp(a)) ** 2
+    expected = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    assert image_ssim(x, y)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_psnr_is_over_the_reference_images_own_range():
+    x = np.zeros((2, 1, 8, 8))
+    x[:, :, 0, 0] = [[2.0], [4.0]]
+    y = x + 0.1
+    assert image_psnr(x, y) == pytest.approx([20 * np.log10(2 / 0.1), 20 * np.log10(4 / 0.1)])
+    assert image_psnr(x, x).tolist() == [PSNR_CAP, PSNR_CAP]
+
+
+def test_both_fall_as_noise_grows_and_read_rgb_images_of_any_size():
+    images = RNG.random((4, 3, 40, 56)).cumsum(axis=3)
+    psnr, ssim = [], []
+    for noise in (0.0, 0.05, 0.5):
+        noisy = images + RNG.normal(0, noise, images.shape)
+        psnr.append(image_psnr(images, noisy).mean())
+        ssim.append(image_ssim(images, noisy).mean())
+    assert ssim[0] == pytest.approx(1.0) and psnr[0] == PSNR_CAP
+    assert psnr[0] > psnr[1] > psnr[2] and ssim[0] > ssim[1] > ssim[2]
+
+
+def test_the_metrics_read_image_outputs_only_and_gate_the_mean():
+    images = {"image": RNG.random((5, 1, 16, 16))}
+    noisy = {"image": images["image"] + 0.01}
+    for metric, key, worst in ((PSNR, "psnr_db", "psnr_db_min"), (SSIM, "ssim", "ssim_min")):
+        state = metric.start()
+        metric.update(state, {"logits": RNG.random((5, 10))}, {"logits": RNG.random((5, 10))})
+        assert metric.result(state) == {}
+        metric.update(state, images, noisy)
+        result = metric.result(state)["candidate"]
+        assert result[worst] <= result[key] < (100.0 if metric is PSNR else 1.0)
+        assert metric.gate_values({}, {"candidate": result}) == [(metric.gate.name, result[key])]
