@@ -4,6 +4,8 @@ classifier for 1x8x8 digits, or general features). 0 when the images are the sam
 
 from __future__ import annotations
 
+import math
+
 from .base import Gate, Metric, MetricSettings
 
 
@@ -13,11 +15,16 @@ def frechet_distance(a, b) -> float:
     import numpy as np
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.inf  # images with NaN or infinity (an overflowed candidate) are as far as images get
     mean = a.mean(axis=0) - b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    values, vectors = np.linalg.eigh(cov_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    try:
+        values, vectors = np.linalg.eigh(cov_a)
+        root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+        middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    except np.linalg.LinAlgError:  # no convergence on extreme values: nothing to compare
+        return math.inf
     trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
     return float(max(mean @ mean + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root, 0.0))
 

@@ -295,15 +295,17 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
         ranking = rerank(evaluator, ranking, score, refined, choice)
         score = refined
     kept, score, met = shortest_prefix(evaluator, [row["tensor"] for row in ranking], ranges, score, on_step)
-    if met:
-        # A tensor that gained nothing alone is in the prefix only by its place in the ranking: back to INT8 where
-        # the budget allows (the others are the shortest prefix: taking one out mostly misses).
+    if met and "local_error" in ranking[0]:  # an estimated order: back to INT8 whatever the budget allows
+        kept, score = requantize(evaluator, ranking[:len(kept)], score, ranges, on_step) or (kept, score)
+    elif met:
+        # A tensor that gained nothing alone is in the prefix only by its place: back to INT8 where the budget allows
         for row in ranking[:len(kept)]:
             if row["cosine_gain"] <= 0 and len(kept) > 1:
                 rest = [name for name in kept if name != row["tensor"]]
                 trial = evaluator.score(rest, ranges)
                 if evaluator.meets(trial):
                     kept, score = rest, trial
+    if met:
         return result(kept, score, choice, ranking)
     if not candidates:
         return result(kept, score, choice, ranking)

@@ -117,3 +117,12 @@ def test_a_generator_of_any_image_size_gets_fid_by_default_and_a_misfit_model_is
     assert misfit.exit_code == 2, misfit.output
     assert "cannot read the generator's images (1, 16, 16)" in misfit.output
     assert not (tmp_path / "misfit" / "onnx-int8").exists()
+
+
+def test_a_candidate_with_nan_or_overflowed_images_is_infinitely_far_not_a_crash():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(20, 6))
+    broken = features.copy()
+    broken[3, 2] = np.nan
+    assert frechet_distance(features, broken) == float("inf")
+    assert frechet_distance(features, features * 1e300) == float("inf")

@@ -159,6 +159,11 @@ def test_many_activations_are_ranked_by_their_own_rounding_error_from_one_pass(q
     monkeypatch.setattr(activations, "TRIAL_LIMIT", 1)  # the search takes that ranking past the limit
     result = activations.search_budget(evaluator, candidates, {}, "entropy")
     assert "local_error" in result.ranking[0] and result.evaluations < len(candidates) + 3
+    # Only the input in float meets 0.99988 (cosine 0.999888); the estimated order puts y's and a's pairs before it,
+    # so the shortest prefix floats three, and the way back to INT8 returns the two that were not needed.
+    evaluator = activations.Evaluator(model, original, batches, Gates(min_cosine=0.99988), rank_batches=batches)
+    result = activations.search_budget(evaluator, candidates, {}, "entropy")
+    assert result.met and result.float_tensors == ["x"]
     from compress_export.search.sensitivity_report import markdown
 
     assert any("ranked by each one's own rounding error" in line for line in markdown(result.to_dict()))
