@@ -16,17 +16,14 @@ from .base import ArtifactMetric, ArtifactProbe
 PROXIES = ("onnxruntime-exact",)
 SAMPLES = 32
 AGREEMENT = 0.99  # the smallest cosine at which two runtimes count as computing the same graph
-
-
 SECOND = "openvino"
 
 
-def agreement(probe: ArtifactProbe, other: str) -> dict:
-    """{label: cosine} between the artifact's outputs in its own runtime and in `other`."""
+def agreement(probe: ArtifactProbe, other: str, batches: list) -> dict:
+    """{label: cosine} between the artifact's outputs on `batches` in its own runtime and in `other`."""
     from ..runtimes import open_runner
     from .cosine import METRIC as COSINE
 
-    batches = _batches(probe)
     names = list(batches[0][2])
     states = {name: COSINE.start() for name in names}
     with open_runner(probe.runtime, str(probe.path)) as own, open_runner(other, str(probe.path)) as second:
@@ -57,11 +54,13 @@ class SecondRuntime(ArtifactMetric):
         if find_spec(SECOND) is None:
             return {"runtime": probe.runtime, "second": None, "agree": None,
                     "missing": "pip install 'compress-export[openvino]'"}
-        other = SECOND
-        cosines = agreement(probe, other)
+        from ..data.validation_set import subsample
+
+        batches = subsample(probe.batches, SAMPLES)
+        cosines = agreement(probe, SECOND, batches)
         worst = min(cosines.values(), default=1.0)
-        return {"runtime": probe.runtime, "second": other, "samples": sum(
-            len(next(iter(feeds.values()))) for feeds, _, _ in _batches(probe)), "cosine": cosines,
+        return {"runtime": probe.runtime, "second": SECOND, "samples": sum(
+            len(next(iter(feeds.values()))) for feeds, _, _ in batches), "cosine": cosines,
             "agree": worst >= AGREEMENT, "threshold": AGREEMENT}
 
     def warnings(self, result: dict) -> list[str]:
@@ -79,12 +78,6 @@ class SecondRuntime(ArtifactMetric):
                  f"samples: they {verdict} (cosine >= {result['threshold']}).", "", "| output | cosine |", "|---|---|"]
         lines += [f"| {label.removeprefix('min_cosine')} | {value:.4f} |" for label, value in result["cosine"].items()]
         return lines
-
-
-def _batches(probe: ArtifactProbe) -> list:
-    from ..data.validation_set import subsample
-
-    return subsample(probe.batches, SAMPLES)
 
 
 METRIC = SecondRuntime()

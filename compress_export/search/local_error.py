@@ -16,6 +16,7 @@ import onnx
 from ..exporters.onnx.qdq_rewrites import with_tensor_ranges
 from ..graphs.onnx_io import session_with_outputs
 from ..graphs.selection import input_casts
+from ..metrics.layer_error import quantized_pairs
 
 TRIAL_LIMIT = 150  # more quantized activations than this: ranked from one pass, not a trial each
 
@@ -52,11 +53,5 @@ def rank_by_local_error(evaluator, candidates: Sequence[str], baseline: dict,
 def quantize_pairs(model: onnx.ModelProto) -> dict[str, tuple[str, str]]:
     """Activation name (as the float graph calls it) -> (the tensor its QuantizeLinear reads, the output of the
     DequantizeLinear after it)."""
-    constants = {init.name for init in model.graph.initializer}
-    dequantized = {node.input[0]: node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
     casts = input_casts(model)
-    pairs = {}
-    for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.input[0] not in constants and node.output[0] in dequantized:
-            pairs.setdefault(casts.get(node.input[0], node.input[0]), (node.input[0], dequantized[node.output[0]]))
-    return pairs
+    return {casts.get(read, read): (read, dequantized) for read, dequantized in quantized_pairs(model).items()}
