@@ -43,6 +43,7 @@ class PipelineConfig:
     text_data: str | None = None  # one text a line (encoders); held-out text, a file or folder (language models)
     prompts: str | None = None  # language models: prompts for the continuations
     fid_features: str | None = None  # image generators: the ONNX feature model FID reads images through
+    sampler: str | None = None  # image generators: how the denoiser makes an image (samplers.get_sampler)
     seq_len: int = 128
     calib_samples: int | None = None
     calib_batch: int = 16

@@ -42,3 +42,16 @@ def write_reference(folder: Path, validation) -> None:
     (folder / "reference").mkdir()
     np.savez(folder / "reference" / "inputs.npz", **{k: np.concatenate(v) for k, v in inputs.items()})
     np.savez(folder / "reference" / "outputs.npz", **{k: np.concatenate(v) for k, v in outputs.items()})
+
+
+def write_sampler(folder: Path, sampler) -> str | None:
+    """The sampler setting the manifest records; a user's sampler file is copied beside the reference data."""
+    if sampler is None:
+        return None
+    path = getattr(sampler, "path", None)
+    if path is None:
+        return sampler.text
+    import shutil
+
+    shutil.copy2(path, folder / "reference" / Path(path).name)
+    return f"{Path(path).name}:{sampler.text.partition(':')[2]}"

@@ -332,6 +332,14 @@ task_data_options = _stack(
                  help="Image generators (--task image-generation): the ONNX model whose first output FID reads "
                       "images through (default: the bundled digits classifier for 1x8x8 images, general "
                       "random-CNN features for any other size)."),
+    click.option("--sampler", metavar="NAME[:key=value,...]|FILE.py:FUNCTION",
+                 help="Image generators: how the denoiser is called to make one image; quality is measured on the "
+                      "final images and the report shows the error after every call. Built in: consistency (steps=1), "
+                      "ddim (steps=10, train_steps, beta_start, beta_end, schedule, prediction=epsilon|sample|v, eta), "
+                      "euler and edm (steps=10, sigma_min=0.002, sigma_max=80, rho=7, prediction=sample|epsilon), "
+                      "each with guidance=W,condition=INPUT,null=V for classifier-free guidance and sample=/level= "
+                      "to name the inputs; or your FILE.py:FUNCTION(denoise, inputs, rng). The data files hold the "
+                      "first call's inputs. Default: one call, the model's output is the image."),
     click.option("--train-data", type=click.Path(exists=True), metavar="NPZ|DIR",
                  help="Training data for --qat and --distill (default: the calibration data). A 'label' key adds "
                       "the task loss."),

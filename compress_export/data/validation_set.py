@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..samplers import TRAJECTORY
 from .calibration_data import batch_rows
 
 
@@ -17,6 +18,7 @@ class ValidationSet:
 
     batches: list[tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]]
     origin: str
+    sampler: object = None  # samplers.base.Sampler: how the outputs were made from the inputs (None: one call)
 
     @property
     def samples(self) -> int:
@@ -24,7 +26,7 @@ class ValidationSet:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return tuple(self.batches[0][2])
+        return tuple(name for name in self.batches[0][2] if name != TRAJECTORY)  # the model's own outputs
 
     @property
     def example_shapes(self) -> dict[str, tuple[int, ...]]:

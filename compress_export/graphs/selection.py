@@ -27,12 +27,44 @@ def select_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[onnx.NodeP
         pattern = re.compile(recipe.exclude_nodes) if recipe.exclude_nodes else None
     except re.error as exc:
         raise UsageError(f"--exclude-nodes: bad regular expression ({exc})") from None
-    wanted = set(op_types(recipe))
+    wanted, level_path = set(op_types(recipe)), level_path_nodes(model)
     return [
         node
         for node in model.graph.node
-        if node.op_type in wanted and not (pattern and pattern.search(node.name))
+        if node.op_type in wanted and not (pattern and pattern.search(node.name)) and node.name not in level_path
     ]
+
+
+def scalar_inputs(model: onnx.ModelProto) -> list[str]:
+    """Graph inputs holding one value per sample ([N], [N, 1] or a scalar): a timestep, a noise level, a class id,
+    a conditioning number."""
+    found, weights = [], {init.name for init in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in weights:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) <= 1 or (len(dims) == 2 and dims[1].dim_value == 1):
+            found.append(value.name)
+    return found
+
+
+def level_path_nodes(model: onnx.ModelProto) -> set[str]:
+    """Nodes computed from per-sample scalar inputs (and weights) alone, in a graph that also has a larger input: a
+    denoiser's noise-level and condition embedding. They stay float: one range cannot hold a sigma of 80 and one of
+    0.002, and they cost next to nothing beside the network they condition."""
+    scalars, fixed = set(scalar_inputs(model)), {init.name for init in model.graph.initializer}
+    if not scalars or not {value.name for value in model.graph.input} - scalars - fixed:
+        return set()
+    # fixed: weights, and what shapes and weights alone make
+    level, nodes = set(scalars), set()
+    for node in model.graph.node:  # graph order is topological
+        inputs = [name for name in node.input if name]
+        if node.op_type in ("Shape", "Size") or all(name in fixed for name in inputs):
+            fixed.update(node.output)
+        elif all(name in fixed or name in level for name in inputs):
+            level.update(node.output)
+            nodes.add(node.name)
+    return nodes
 
 
 def float_activations(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto]) -> list[str]:
@@ -136,3 +168,14 @@ def sort_topologically(graph: onnx.GraphProto) -> bool:
     del graph.node[:]
     graph.node.extend(sorted_nodes)
     return True
+
+
+def level_path_note(model: onnx.ModelProto, kinds: Iterable[str]) -> list[str]:
+    """The report's note on the compute nodes level_path_nodes keeps in float, if any."""
+    wanted, path = set(kinds), level_path_nodes(model)
+    kept = [node.name for node in model.graph.node if node.name in path and node.op_type in wanted]
+    if not kept:
+        return []
+    return [f"kept in float: {len(kept)} node(s) computed from the per-sample scalar inputs "
+            f"{', '.join(scalar_inputs(model))} alone (the noise-level and condition embedding; one range cannot "
+            f"hold their span): {', '.join(kept[:4])}{', ...' if len(kept) > 4 else ''}"]

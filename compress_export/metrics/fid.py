@@ -51,6 +51,7 @@ class Fid(Metric):
 
     name = "fid"
     scope = "task"
+    label = "FID vs FP32 images"
 
     def __init__(self, features: str | None = None):
         self.features = features
@@ -88,12 +89,12 @@ class Fid(Metric):
                               "fid_features": feature_model_name(self.features, state["shape"])}}
 
     def gate_values(self, parity: dict, metrics: dict) -> list[tuple[str, float]]:
-        value = metrics.get("candidate", {}).get("fid")
-        return [] if value is None else [("max_fid", value)]
+        value = metrics.get("candidate", {}).get(self.gate.score_key)
+        return [] if value is None else [(self.gate.name, value)]
 
     def rows(self, parity: dict, metrics: dict) -> list[tuple[str, float | None, float | None]]:
-        value = metrics.get("candidate", {}).get("fid")
-        return [] if value is None else [("FID vs FP32 images", 0.0, value)]
+        value = metrics.get("candidate", {}).get(self.gate.score_key)
+        return [] if value is None else [(self.label, 0.0, value)]
 
 
 METRIC = Fid()

@@ -22,9 +22,10 @@ SECOND = "openvino"
 def agreement(probe: ArtifactProbe, other: str, batches: list) -> dict:
     """{label: cosine} between the artifact's outputs on `batches` in its own runtime and in `other`."""
     from ..runtimes import open_runner
+    from ..samplers import TRAJECTORY
     from .cosine import METRIC as COSINE
 
-    names = list(batches[0][2])
+    names = [name for name in batches[0][2] if name != TRAJECTORY]  # one call of the model, not its sampler
     states = {name: COSINE.start() for name in names}
     with open_runner(probe.runtime, str(probe.path)) as own, open_runner(other, str(probe.path)) as second:
         for feeds, _, _ in batches:

@@ -11,7 +11,9 @@ from .base import Metric
 
 class MetricSuite:
     def __init__(self, output_names: Iterable[str], metrics: Sequence[Metric]):
-        self.names = list(output_names)
+        from ..samplers import TRAJECTORY
+
+        self.names = [name for name in output_names if name != TRAJECTORY]  # the sampler's steps: task metrics
         self.per_output = [m for m in metrics if m.scope == "output"]
         self.per_task = [m for m in metrics if m.scope == "task"]
         self.states = {(name, m.name): m.start() for name in self.names for m in self.per_output}

@@ -35,9 +35,11 @@ TASKS: dict[str, Task] = {
                      ("sequences", "cosine", "decisions", "sqnr", "abs_error", *RESOURCES)),
     "embedding": Task("embedding", "embeddings, features or regression outputs",
                       ("cosine", "decisions", *OUTPUT_TASK_METRICS, "sqnr", "abs_error", *RESOURCES)),
-    "image-generation": Task("image-generation", "a generator mapping latent inputs to images: PSNR and SSIM of "
-                             "its images against the FP32 generator's on the same inputs, FID of the two sets",
-                             ("psnr", "ssim", "fid", "cosine", "sqnr", "abs_error", *RESOURCES)),
+    "image-generation": Task("image-generation", "a generator (or a denoiser in a sampler) making images: PSNR and "
+                             "SSIM of its images against the FP32 generator's from the same inputs, FID and KID of "
+                             "the two sets, the error after every sampler call",
+                             ("psnr", "ssim", "fid", "kid", "sampler_steps", "cosine", "sqnr", "abs_error",
+                              *RESOURCES)),
     "text-generation": Task("text-generation", "a causal language model (Hugging Face folder or GGUF): perplexity, "
                             "next-token agreement, BLEU/chrF and exact match of continuations against FP32",
                             ("perplexity", "token_agreement", "bleu", "chrf", "exact_match"), family="generation"),

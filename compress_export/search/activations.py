@@ -22,9 +22,8 @@ from ..exporters.onnx.qdq_rewrites import with_float_tensors, with_tensor_ranges
 from ..metrics import all_gates, all_metrics
 from ..metrics.gates import Gates, meets, ranking_key
 from ..metrics.gates import score as gate_scores
-from ..metrics.suite import MetricSuite
 from .local_error import TRIAL_LIMIT, rank_by_local_error
-from .trial_session import trial_session, trial_workers
+from .trial_session import trial_session, trial_suite, trial_workers
 
 COST_FLOOR = 0.02  # a share of the model's MACs: see `order`
 MAX_SWEEPS = 3  # of `requantize`: on the YOLOv8 detector the second took 28 float tensors to 21, the third none
@@ -45,6 +44,7 @@ class Evaluator:
     costs: Mapping[str, dict] = field(default_factory=dict)  # speed_costs(): what floating a tensor costs
     confirm: list = field(default_factory=list)  # the whole validation set, when the subsample is a part of it
     rank_batches: list = field(default_factory=list)  # a smaller part for ranking tensors one by one; empty: batches
+    sampler: object = None  # the image generator's sampler: each trial's denoiser makes images through it
     # (float tensors, ranges) -> the graph the target exports with them, None where that would leave nothing in
     # INT8; unset: the QDQ graph with those pairs bypassed, which is what a rewriting target ships
     build: Callable[[list[str], Mapping[str, tuple[float, float]]], onnx.ModelProto | None] | None = None
@@ -110,12 +110,7 @@ class Evaluator:
         return trial_session(model, self.runtime, threads)
 
     def _run(self, session, batches) -> dict:
-        names = [output.name for output in session.get_outputs()]
-        suite = MetricSuite(list(batches[0][2]), self.metrics or all_metrics())
-        for feeds, labels, expected in batches:
-            produced = dict(zip(names, session.run(names, feeds), strict=True))
-            suite.update(expected, produced, labels)
-        return gate_scores(suite.parity(), suite.metrics())
+        return gate_scores(*trial_suite(session, batches, self.metrics or all_metrics(), self.sampler))
 
     def meets(self, score: dict) -> bool:
         return meets(self.gates, score)

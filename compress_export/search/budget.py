@@ -13,7 +13,7 @@ import onnx
 
 from ..calibration.calibrate import ranges_by_method
 from ..data.calibration_data import batch_rows
-from ..data.validation_set import subsample
+from ..data.validation_set import SUBSAMPLE, subsample
 from ..errors import UsageError
 from ..exporters.onnx.qdq_rewrites import adjacent_nodes, quantized_activations, searched_graph, speed_cost, speed_costs
 from ..graphs.onnx_io import data_file, save
@@ -71,6 +71,17 @@ def _write_files(files: dict[Path, bytes | None]) -> None:
 
 
 RANK_SUBSAMPLE = 16  # samples a ranking trial reads: it orders the tensors, the decisions read the subsample
+TRIAL_MACS = 60e9  # a trial's compute on the subsample (~1-2 s on two cores): large models score on fewer samples
+MIN_TRIAL_SAMPLES = 8
+
+
+def trial_samples(macs_per_sample: float, sampler=None) -> int:
+    """Samples a search trial reads: SUBSAMPLE, fewer where each costs much (a 128x128 denoiser: 7.5 GMAC a call);
+    whatever meets the budget on them is then scored on the whole validation set."""
+    calls = max(getattr(sampler, "calls_per_image", 1) or 1, 1)
+    if not macs_per_sample:
+        return SUBSAMPLE
+    return int(min(SUBSAMPLE, max(MIN_TRIAL_SAMPLES, TRIAL_MACS // (macs_per_sample * calls))))
 
 
 def _export_searched(job, target, ctx):
@@ -144,13 +155,15 @@ def _search(job, ctx, quantized: onnx.ModelProto, runtime: str, build=None):
 
     original = onnx.load(str(ctx.fp32_onnx))
     candidates = quantized_activations(quantized)
-    batches = subsample(job.validation.batches)
+    first = job.validation.batches[0][0]
+    macs = {name: value for name, value in macs_by_node(original, ctx.example_shapes, first) if value}
+    batches = subsample(job.validation.batches, trial_samples(sum(macs.values()), job.validation.sampler))
     searched = sum(batch_rows(feeds) for feeds, _, _ in batches)
     confirm = job.validation.batches if searched < job.validation.samples else []
-    macs = {name: value for name, value in macs_by_node(original, ctx.example_shapes, batches[0][0]) if value}
     evaluator = Evaluator(quantized, original, batches, job.config.gates, job.task_metrics, runtime,
                           costs=speed_costs(quantized, macs), confirm=confirm, build=build,
-                          rank_batches=subsample(batches, RANK_SUBSAMPLE) if searched > RANK_SUBSAMPLE else [])
+                          rank_batches=subsample(batches, RANK_SUBSAMPLE) if searched > RANK_SUBSAMPLE else [],
+                          sampler=job.validation.sampler)
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:

@@ -27,3 +27,17 @@ def trial_workers() -> int:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, MAX_WORKERS))
+
+
+def trial_suite(session, batches, metrics, sampler=None) -> tuple[dict, dict]:
+    """(parity, metrics) of a trial session on (feeds, labels, reference outputs) batches; with an image generator's
+    sampler, its images are made with the trial graph as the denoiser."""
+    from ..metrics.suite import MetricSuite
+    from ..validators.evaluate import sampled
+
+    names = [output.name for output in session.get_outputs()]
+    suite = MetricSuite(list(batches[0][2]), metrics)
+    for feeds, labels, expected in batches:
+        produced = sampled(sampler, lambda given: dict(zip(names, session.run(names, given), strict=True)), feeds)
+        suite.update(expected, produced, labels)
+    return suite.parity(), suite.metrics()

@@ -120,7 +120,7 @@ def _weights_alone(job, target, ctx, artifact, folder: Path) -> dict:
     path = ctx.bundle_dir / artifact.path
     quantized = onnx.load(str(path if path.suffix == ".onnx" else target.write_search_graph(ctx, folder)))
     evaluator = Evaluator(quantized, onnx.load(str(ctx.fp32_onnx)), job.validation.batches, job.config.gates,
-                          job.task_metrics, artifact.runtime)
+                          job.task_metrics, artifact.runtime, sampler=job.validation.sampler)
     return evaluator.score(quantized_activations(quantized))
 
 

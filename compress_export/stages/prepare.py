@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..data.run_data import run_data
 from ..errors import UsageError
 from ..metrics.fid_features import check_features
+from ..samplers import get_sampler
 from ..sources.loader import load_source
 
 
@@ -13,6 +14,7 @@ def check(config) -> None:
     from ..compression.model_kinds import refuse_unsupported
 
     check_features(config.fid_features)
+    get_sampler(config.sampler)  # a sampler setting or file that cannot work is refused before loading the model
     refuse_unsupported(config, "tensor")
 
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..bundle.contents import copy_baseline, finish_bundle
-from ..bundle.reference_data import FID_FEATURES_FILE, write_reference
+from ..bundle.reference_data import FID_FEATURES_FILE, write_reference, write_sampler
 from ..bundle.writer import BundleWriter
 from ..compression.base import source_for
 from ..errors import CompressExportError
@@ -16,6 +16,7 @@ from ..graphs.onnx_io import artifact_bytes
 from ..metrics.base import ArtifactProbe
 from ..report.plots import plot_summary
 from ..report.report import Report
+from ..report.sampler_section import add_sampler_section
 from ..runtimes import open_runner
 from ..runtimes.machine import node_name, platform_info
 from ..search.budget import export_within_budget, validate
@@ -63,16 +64,18 @@ def build_target(job, target) -> Report:
         report.warnings += analysis_warnings(report.analysis)
         if job.bench is not None:
             _benchmark(job, target, report, job.bench, artifact, artifact_path)
+        add_sampler_section(report, job.validation.sampler, folder)
         _compression_sections(job, target, report, folder, first_section)  # their stage tables show the timing
         if ranges is not None and target.ranges == "onnx":
             ranges.save(folder / "ranges.json")
         write_reference(folder, job.validation)
+        sampler = write_sampler(folder, job.validation.sampler)  # so that `validate` samples the same way
         if job.config.fid_features:  # so that `validate` reads the images through the same features
             shutil.copy2(job.config.fid_features, folder / "reference" / FID_FEATURES_FILE)
         record_artifact_outputs(folder, lambda: open_runner(artifact.runtime, str(artifact_path)), artifact.inputs)
         carried = carry_baseline(job, target, folder) if job.config.with_baseline else None
         manifest = {**manifest_info(job, target, artifact, report, ctx.fp32_onnx),
-                    **({"baseline": carried} if carried else {})}
+                    **({"baseline": carried} if carried else {}), **({"sampler": sampler} if sampler else {})}
         finish_bundle(folder, report, manifest, job.config.run_recipe, plot_summary)
     return report
 

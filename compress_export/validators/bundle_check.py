@@ -17,8 +17,10 @@ from ..metrics import get_metrics
 from ..metrics.base import ArtifactProbe, MetricSettings
 from ..metrics.tasks import get_task
 from ..report.report import Report
+from ..report.sampler_section import add_sampler_section
 from ..runtimes import open_runner
 from ..runtimes.machine import platform_info
+from ..samplers import TRAJECTORY, get_sampler
 from ..specs import TensorSpec
 from .analysis import analysis_warnings, artifact_analysis
 from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
@@ -44,6 +46,7 @@ def check_bundle(folder: Path, manifest: dict, target, limits, bench: BenchSetti
     specs = [TensorSpec.from_dict(spec) for spec in artifact.get("inputs", [])]
     _check_reference(folder, specs, artifact.get("outputs"), inputs, outputs)
     validation = _reference_batches(inputs, labels, outputs, batch=16)
+    validation.sampler = get_sampler(manifest.get("sampler"), folder / "reference")
     task = get_task(manifest.get("task"), outputs)
     try:
         suite = compare(lambda: open_runner(artifact["runtime"], str(path)), validation,
@@ -66,6 +69,7 @@ def check_bundle(folder: Path, manifest: dict, target, limits, bench: BenchSetti
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
         report.bench = _bench_here(folder, manifest, (artifact["runtime"], path), sample, bench)
         report.warnings += noise_warnings(report.bench.get("a_a", {}))
+    add_sampler_section(report, validation.sampler, None)
     return report
 
 
@@ -75,7 +79,7 @@ def _check_reference(folder: Path, specs: list[TensorSpec], output_names, inputs
     if expected and set(inputs) != expected:
         raise UsageError(f"{folder / 'reference' / INPUTS}: holds {', '.join(sorted(inputs)) or 'nothing'}, the "
                          f"artifact takes {', '.join(sorted(expected))}")
-    if output_names and set(outputs) != set(output_names):
+    if output_names and set(outputs) - {TRAJECTORY} != set(output_names):
         raise UsageError(f"{folder / 'reference' / OUTPUTS}: holds {', '.join(sorted(outputs)) or 'nothing'}, the "
                          f"artifact gives {', '.join(output_names)}")
     counts = {name: len(value) if value.ndim else 1 for name, value in {**inputs, **outputs}.items()}

@@ -36,11 +36,12 @@ def batch_for(specs) -> int:
 def record(folder: Path, runner_factory, specs=()) -> None:
     """reference/artifact_outputs.npz: what the artifact computes here on reference/inputs.npz."""
     from ..data.calibration_data import LABEL_KEY
+    from ..samplers import TRAJECTORY
 
     with np.load(folder / "reference" / "inputs.npz") as npz:
         inputs = {key: npz[key] for key in npz.files if key != LABEL_KEY}
     with np.load(folder / "reference" / "outputs.npz") as npz:
-        names = list(npz.files)
+        names = [name for name in npz.files if name != TRAJECTORY]  # one call of the model, not its sampler
     np.savez(folder / "reference" / ARTIFACT_OUTPUTS,
              **artifact_outputs(runner_factory, inputs, names, batch_for(specs)))
 

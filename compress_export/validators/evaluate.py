@@ -9,15 +9,21 @@ from ..metrics.suite import MetricSuite
 
 
 def compare(runner_factory: Callable, validation, metrics: Sequence) -> MetricSuite:
-    """`runner_factory()` gives a runner context manager; `validation` a ValidationSet."""
+    """`runner_factory()` gives a runner context manager; `validation` a ValidationSet (with its sampler, each
+    batch is sampled with the runner as the denoiser, as the original's outputs were)."""
     suite = None
     with runner_factory() as runner:
         for feeds, labels, expected in validation.batches:
-            produced = by_reference_names(runner.infer(feeds), list(expected))
+            produced = by_reference_names(sampled(validation.sampler, runner.infer, feeds), list(expected))
             _same_shapes(expected, produced)
             suite = suite or MetricSuite(list(expected), metrics)
             suite.update(expected, produced, labels)
     return suite
+
+
+def sampled(sampler, call: Callable[[dict], dict], feeds: dict) -> dict:
+    """The outputs of one batch: the model's own, or its sampler's final images and steps."""
+    return call(feeds) if sampler is None else sampler.run(call, feeds)
 
 
 def by_reference_names(produced: dict, names: list[str]) -> dict:

@@ -55,3 +55,20 @@ def test_the_metrics_read_image_outputs_only_and_gate_the_mean():
         result = metric.result(state)["candidate"]
         assert result[worst] <= result[key] < (100.0 if metric is PSNR else 1.0)
         assert metric.gate_values({}, {"candidate": result}) == [(metric.gate.name, result[key])]
+
+
+def test_kid_is_the_paired_unbiased_squared_mmd_of_the_cubic_kernel():
+    from compress_export.metrics.kid import kernel_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(12, 5)), rng.normal(loc=0.5, size=(12, 5))
+
+    def k(x, y):
+        return (x @ y / 5 + 1) ** 3
+
+    pairs = [(i, j) for i in range(12) for j in range(12) if i != j]
+    expected = sum(k(a[i], a[j]) + k(b[i], b[j]) - k(a[i], b[j]) - k(a[j], b[i]) for i, j in pairs) / len(pairs)
+    assert kernel_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert kernel_distance(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert kernel_distance(a, a + 0.05) < kernel_distance(a, a + 0.5)
+    assert kernel_distance(a, np.full_like(a, np.nan)) == float("inf")

@@ -10,7 +10,7 @@ import onnx
 
 from ...errors import ExportError, UsageError
 from ...graphs.onnx_io import data_file, external_files, needs_external_data, save
-from ...graphs.selection import nodes_touching, op_types, select_nodes
+from ...graphs.selection import level_path_note, nodes_touching, op_types, select_nodes
 from ...specs import Artifact
 from ...util.quiet_logs import quiet_loggers
 from ..registry import ExportContext
@@ -60,7 +60,7 @@ def export_int8(ctx: ExportContext) -> Artifact:
     if not chosen:
         raise UsageError("no node is eligible for quantization (check --include-ops / --exclude-*)")
     notes = [f"kept in float: {name} (touches a tensor that {_reason(model, name, ranges.skipped)})"
-             for name in sorted(kept_float)]
+             for name in sorted(kept_float)] + level_path_note(model, op_types(ctx.recipe))
     usable = {name: value for name, value in ranges.ranges.items() if name not in ranges.skipped}
     # MatMul/Gemm outputs stay float: onnxruntime then runs them as MatMulIntegerToFloat/QGemm with
     # the bias and residual in float, faster and closer than requantizing every product.

@@ -11,7 +11,7 @@ import onnx
 from ...calibration.range_table import RangeTable
 from ...errors import ExportError, MissingDependencyError, UsageError
 from ...graphs.onnx_io import save, set_metadata
-from ...graphs.selection import COMPUTE_OPS, input_casts, nodes_touching, select_nodes
+from ...graphs.selection import COMPUTE_OPS, input_casts, level_path_note, nodes_touching, select_nodes
 from ...specs import Artifact, QuantRecipe
 from ..onnx.qdq import quantize_with_ranges
 from ..onnx.qdq_rewrites import quantized_activations
@@ -129,7 +129,7 @@ def _write_qdq(ctx: ExportContext) -> list[str]:
     notes = [f"{len(chosen)} nodes quantized ({', '.join(op_types)}), symmetric INT8, biases in float",
              *(f"kept in float: {name} (no calibrated range for {', '.join(missing)})"
                for name, missing in sorted(uncalibrated.items())),
-             *precision_notes,
+             *level_path_note(model, op_types), *precision_notes,
              f"{CACHE_FILE}: {len(activations)} tensors, TRT-{ctx.options.cache_version}-{ctx.options.cache_algorithm},"
              " for TensorRT <= 10 (implicit quantization, removed in TensorRT 11: there the Q/DQ ONNX carries the "
              "scales)",

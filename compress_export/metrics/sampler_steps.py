@@ -1,0 +1,54 @@
+"""How the error grows along the sampler: after every denoiser call, the mean cosine and PSNR of the compressed
+model's sample against the FP32 model's sample at the same call (same starting noise, same seeds). Read from the
+sampled run's TRAJECTORY output; nothing when the run has no sampler."""
+
+from __future__ import annotations
+
+from ..samplers import TRAJECTORY
+from .base import Metric
+
+
+def step_scores(reference, candidate) -> tuple[list[float], list[float]]:
+    """Per step, the sum over images of cosine and of PSNR, from (batch, steps, ...) trajectories."""
+    import numpy as np
+
+    from .psnr import image_psnr
+
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    cosines, psnrs = [], []
+    for step in range(reference.shape[1]):
+        a = reference[:, step].reshape(len(reference), -1)
+        b = candidate[:, step].reshape(len(candidate), -1)
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0),
+                          np.all(a == b, axis=1).astype(float))
+        cosines.append(float(np.nan_to_num(cosine, nan=-1.0).sum()))
+        psnrs.append(float(np.nan_to_num(image_psnr(reference[:, step], candidate[:, step]), nan=0.0).sum()))
+    return cosines, psnrs
+
+
+class SamplerSteps(Metric):
+    name = "sampler_steps"
+    scope = "task"
+
+    def start(self) -> dict:
+        return {"cosine": [], "psnr": [], "images": 0}
+
+    def update(self, state: dict, reference, candidate, labels=None) -> None:
+        if TRAJECTORY not in reference or TRAJECTORY not in candidate:
+            return
+        cosines, psnrs = step_scores(reference[TRAJECTORY], candidate[TRAJECTORY])
+        state["cosine"] = [a + b for a, b in zip(state["cosine"], cosines, strict=True)] if state["cosine"] else cosines
+        state["psnr"] = [a + b for a, b in zip(state["psnr"], psnrs, strict=True)] if state["psnr"] else psnrs
+        state["images"] += len(reference[TRAJECTORY])
+
+    def result(self, state: dict) -> dict:
+        if not state["images"]:
+            return {}
+        count = state["images"]
+        return {"candidate": {"sampler_steps": {"cosine": [value / count for value in state["cosine"]],
+                                                "psnr_db": [value / count for value in state["psnr"]],
+                                                "images": count}}}
+
+
+METRIC = SamplerSteps()

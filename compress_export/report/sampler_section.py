@@ -1,0 +1,68 @@
+"""An image generator's sampler in its report: the error after every denoiser call (table and plot) and what an
+image costs (the calls it takes times the timed call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_ROWS = 12  # steps shown in the table: the first, the last and evenly between
+
+
+def per_image(bench: dict, calls: int) -> dict:
+    """Per batch size: ms an image takes (calls x the p50 of one call over that batch / its size) and images/s,
+    for the FP32 model and the candidate."""
+    result = {"calls": calls, "method": "denoiser calls per image x the p50 of one call (the sampler's own "
+                                       "arithmetic, a few array operations a call, excluded)"}
+    for side in ("reference", "candidate"):
+        by_batch = (bench.get(side) or {}).get("by_batch") or {}
+        result[side] = {batch: {"ms": calls * stats["p50_ms"] / int(batch),
+                                "images_per_s": 1000.0 * int(batch) / (calls * stats["p50_ms"])}
+                        for batch, stats in by_batch.items() if stats.get("p50_ms")}
+    return result
+
+
+def add_sampler_section(report, sampler, folder: Path | None) -> None:
+    steps = (report.metrics.get("candidate") or {}).get("sampler_steps")
+    if not steps:
+        return
+    calls = sampler.calls_per_image if sampler is not None else len(steps["cosine"])
+    lines = [f"Sampler: `{sampler.describe() if sampler is not None else 'as recorded'}`, {calls} denoiser call(s) "
+             f"per image, FP32 and this artifact from the same starting samples and seeds ({steps['images']} images). "
+             "Each row is the sample after that call against the FP32 model's.", "",
+             "| after call | cosine vs FP32 | PSNR vs FP32 (dB) |", "|---|---|---|"]
+    count = len(steps["cosine"])
+    shown = range(count) if count <= MAX_ROWS else sorted({round(i * (count - 1) / (MAX_ROWS - 1))
+                                                            for i in range(MAX_ROWS)})
+    lines += [f"| {i + 1} | {steps['cosine'][i]:.5f} | {steps['psnr_db'][i]:.2f} |" for i in shown]
+    if report.bench and calls:
+        report.bench["per_image"] = per_image(report.bench, calls)
+        lines += ["", "| per image | batch | FP32 ms | this ms | FP32 images/s | this images/s |",
+                  "|---|---|---|---|---|---|"]
+        reference, candidate = report.bench["per_image"]["reference"], report.bench["per_image"]["candidate"]
+        lines += [f"| {calls} calls | {batch} | {reference[batch]['ms']:.1f} | {stats['ms']:.1f} | "
+                  f"{reference[batch]['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
+                  for batch, stats in candidate.items() if batch in reference]
+        lines += ["", f"Per image: {report.bench['per_image']['method']}."]
+    if folder is not None and count > 1:
+        _plot(steps, folder / "sampler_steps.png")
+        lines += ["", "The curve: `sampler_steps.png`."]
+    report.sections.append(("Sampler", lines))
+
+
+def _plot(steps: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    calls = range(1, len(steps["cosine"]) + 1)
+    figure, left = plt.subplots(figsize=(6, 3.5))
+    left.plot(calls, steps["psnr_db"], marker="o", color="tab:blue")
+    left.set_xlabel("denoiser call")
+    left.set_ylabel("PSNR vs FP32 sample (dB)", color="tab:blue")
+    right = left.twinx()
+    right.plot(calls, steps["cosine"], marker="s", color="tab:orange")
+    right.set_ylabel("cosine vs FP32 sample", color="tab:orange")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

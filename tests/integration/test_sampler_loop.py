@@ -1,0 +1,83 @@
+"""A 10-step DDPM trained in the test, exported through --sampler ddim:steps=10: the quality metrics are those of the
+final images, the report carries the error after every call, and both agree with an independent DDIM loop run here
+on the shipped INT8 file and the FP32 model (a sampler or denoiser wired wrongly, say the INT8 model stepped from
+the FP32 model's samples, reads different numbers)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from compress_export.cli.main import cli
+from compress_export.metrics.psnr import image_psnr
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def ddpm(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from compress_export.demo.data import digits_split
+    from tests.tiny_ddpm import train
+
+    folder = tmp_path_factory.mktemp("ddpm")
+    save_file(train(digits_split()["train"][0]), str(folder / "denoiser.safetensors"))
+    rng = np.random.default_rng(0)
+    for split, count in (("calib", 64), ("val", 40)):
+        np.savez(folder / f"{split}.npz", sample=rng.standard_normal((count, 1, 8, 8)).astype(np.float32),
+                 timestep=np.full(count, 999, np.float32))
+    return folder
+
+
+def fp32_model(folder):
+    from safetensors.torch import load_file
+
+    from tests.tiny_ddpm import denoiser
+
+    model = denoiser()
+    model.load_state_dict(load_file(str(folder / "denoiser.safetensors")))
+    return lambda x, t: model(torch.from_numpy(x), torch.from_numpy(t)).detach().numpy()
+
+
+def test_ddim_run_measures_the_final_images_and_every_step(ddpm, tmp_path):
+    from tests.tiny_ddpm import ddim
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [
+        "tests/tiny_ddpm.py:denoiser", "--weights", str(ddpm / "denoiser.safetensors"), "--sampler", "ddim:steps=10",
+        "--to", "onnx,onnx-int8", "--calib-data", str(ddpm / "calib.npz"), "--val-data", str(ddpm / "val.npz"),
+        "--out", str(out), "--no-bench", "-q", "--json"])
+    assert result.exit_code in (0, 1), result.output
+    reports = {t["target"]: t["report"] for t in json.loads(result.output)["targets"]}
+    steps = reports["onnx-int8"]["metrics"]["candidate"]["sampler_steps"]
+    assert len(steps["psnr_db"]) == 10 and steps["images"] == 40
+    fp32_steps = reports["onnx"]["metrics"]["candidate"]["sampler_steps"]
+    assert min(fp32_steps["cosine"]) > 0.99999
+
+    # The same loop, written here: FP32 model and the shipped INT8 file, each from its own samples.
+    val = np.load(ddpm / "val.npz")
+    manifest = json.loads((out / "onnx-int8" / "manifest.json").read_text())
+    assert manifest["task"] == "image-generation" and manifest["sampler"] == "ddim:steps=10"
+    session = ort.InferenceSession(str(out / "onnx-int8" / manifest["artifact"]["path"]))
+    names = [i.name for i in session.get_inputs()]
+    int8_images, int8_seen = ddim(lambda x, t: session.run(None, dict(zip(names, (x, t), strict=True)))[0],
+                                  val["sample"])
+    fp32_images, fp32_seen = ddim(fp32_model(ddpm), val["sample"])
+    reference = np.load(out / "onnx-int8" / "reference" / "outputs.npz")
+    assert np.allclose(reference["output"], fp32_images, atol=1e-4)  # the reference is the FP32 sampler's images
+    assert reports["onnx-int8"]["metrics"]["candidate"]["psnr_db"] == pytest.approx(
+        image_psnr(fp32_images, int8_images).mean(), abs=0.05)
+    expected_curve = [image_psnr(a, b).mean() for a, b in zip(fp32_seen[1:] + [fp32_images],
+                                                                int8_seen[1:] + [int8_images], strict=True)]
+    assert steps["psnr_db"] == pytest.approx(expected_curve, abs=0.05)
+    assert steps["psnr_db"][0] > steps["psnr_db"][-1]  # the error grows along the loop
+    assert "fed through the sampler" in manifest["data"]["calibration"]["source"]
+    assert "## Sampler" in (out / "onnx-int8" / "report.md").read_text()
+    assert (out / "onnx-int8" / "sampler_steps.png").is_file()
+
+    again = json.loads(CliRunner().invoke(cli, ["validate", str(out / "onnx-int8"), "--no-bench", "--json",
+                                                "-q"]).output)
+    assert again["metrics"]["candidate"]["sampler_steps"]["psnr_db"] == pytest.approx(steps["psnr_db"], abs=1e-6)
