@@ -1,6 +1,8 @@
 """KID (Bińkowski et al., 2018): the unbiased squared MMD between the features of the FP32 and the compressed
-generator's images under the cubic polynomial kernel (x.y/d + 1)^3, through the same features as FID. Unbiased at any
-sample count, where FID's covariance needs many more images than features; 0 when the two sets are the same."""
+generator's images under the cubic polynomial kernel (x.y/d + 1)^3, through the same features as FID, scaled by the
+FP32 features' RMS (Inception's features are O(1); general random features are not, and the cube would blow up).
+Unbiased at any sample count, where FID's covariance needs many more images than features; 0 when the two sets are
+the same."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ def kernel_distance(a, b) -> float:
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return math.inf
     m, n, d = len(a), len(b), a.shape[1]
+    scale = np.sqrt((a**2).sum(axis=1).mean() / d)  # the reference's feature RMS: a kernel of O(1) products
+    if scale > 0:
+        a, b = a / scale, b / scale
     kxx, kyy, kxy = ((x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
     within = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
     # Paired sets (image i of both from the same inputs): the cross term leaves out the pairs too, as Gretton et

@@ -38,8 +38,8 @@ TASKS: dict[str, Task] = {
     "image-generation": Task("image-generation", "a generator (or a denoiser in a sampler) making images: PSNR and "
                              "SSIM of its images against the FP32 generator's from the same inputs, FID and KID of "
                              "the two sets, the error after every sampler call",
-                             ("psnr", "ssim", "fid", "kid", "sampler_steps", "cosine", "sqnr", "abs_error",
-                              *RESOURCES)),
+                             ("psnr", "ssim", "fid", "kid", "feature_distance", "sampler_steps", "cosine", "sqnr",
+                              "abs_error", *RESOURCES)),
     "text-generation": Task("text-generation", "a causal language model (Hugging Face folder or GGUF): perplexity, "
                             "next-token agreement, BLEU/chrF and exact match of continuations against FP32",
                             ("perplexity", "token_agreement", "bleu", "chrf", "exact_match"), family="generation"),

@@ -9,13 +9,16 @@ from ..specs import TensorSpec
 from .base import Runner
 
 
-def flatten_outputs(result) -> list[tuple[str, object]]:
+def flatten_outputs(result, inputs=()) -> list[tuple[str, object]]:
+    """(name, tensor) of what a module returns; a dict key that names an input too (diffusers' UNet2DModel returns
+    `sample` from an input `sample`) gets `_out`, since an ONNX graph cannot give two tensors one name."""
     import torch
 
     if isinstance(result, torch.Tensor):
         return [("output", result)]
     if isinstance(result, dict) or hasattr(result, "items"):
-        return [(str(key), value) for key, value in result.items() if isinstance(value, torch.Tensor)]
+        return [(f"{key}_out" if str(key) in inputs else str(key), value) for key, value in result.items()
+                if isinstance(value, torch.Tensor)]
     if isinstance(result, list | tuple):
         return [(f"output_{index}", value) for index, value in enumerate(result) if isinstance(value, torch.Tensor)]
     raise ExportError(f"the model returned {type(result).__name__}; return a tensor, a tuple or a dict of tensors")
@@ -40,6 +43,6 @@ class TorchRunner(Runner):
                 result = self.module(**tensors)
             else:
                 result = self.module(*[tensors[name] for name in self.input_names])
-        named = flatten_outputs(result)
+        named = flatten_outputs(result, self._inputs)
         self._outputs = [name for name, _ in named]
         return {name: value.detach().cpu().numpy() for name, value in named}

@@ -35,12 +35,21 @@ def load_model(
     data_specs: tuple[TensorSpec, ...] = (),
     trust_pickle: bool = False,
 ) -> LoadedModel:
-    """`spec` is a `.onnx`, a `.pt2`, a Keras `.keras`/`.h5`, a Hugging Face checkpoint folder, a pickled module
+    """`spec` is a `.onnx`, a `.pt2`, a Keras `.keras`/`.h5`, a Hugging Face checkpoint folder (or a diffusers
+    model or pipeline folder), a pickled module
     (only with trust_pickle), or `file.py:factory` / `package.module:factory`. Input specs come from the file,
     else `inputs`, else `data_specs`."""
     path = Path(spec)
+    from .diffusers_source import diffusers_folder
     from .hf_source import is_checkpoint_folder
 
+    denoiser = diffusers_folder(path)
+    if denoiser is not None:
+        from .diffusers_source import load_diffusers
+
+        if weights:
+            raise UsageError("--weights applies to PyTorch factories; a diffusers folder carries its weights")
+        return load_diffusers(denoiser, inputs or data_specs, trust_pickle)
     if is_checkpoint_folder(path):
         from .hf_source import load_checkpoint
 

@@ -81,3 +81,4 @@ def test_ddim_run_measures_the_final_images_and_every_step(ddpm, tmp_path):
     again = json.loads(CliRunner().invoke(cli, ["validate", str(out / "onnx-int8"), "--no-bench", "--json",
                                                 "-q"]).output)
     assert again["metrics"]["candidate"]["sampler_steps"]["psnr_db"] == pytest.approx(steps["psnr_db"], abs=1e-6)
+

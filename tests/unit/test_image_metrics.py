@@ -62,13 +62,32 @@ def test_kid_is_the_paired_unbiased_squared_mmd_of_the_cubic_kernel():
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(12, 5)), rng.normal(loc=0.5, size=(12, 5))
+    rms = np.sqrt((a**2).sum(axis=1).mean() / 5)  # the FP32 features' scale
 
     def k(x, y):
-        return (x @ y / 5 + 1) ** 3
+        return (x @ y / rms**2 / 5 + 1) ** 3
 
     pairs = [(i, j) for i in range(12) for j in range(12) if i != j]
     expected = sum(k(a[i], a[j]) + k(b[i], b[j]) - k(a[i], b[j]) - k(a[j], b[i]) for i, j in pairs) / len(pairs)
     assert kernel_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert kernel_distance(a * 100, b * 100) == pytest.approx(kernel_distance(a, b), rel=1e-9)  # any feature scale
     assert kernel_distance(a, a) == pytest.approx(0.0, abs=1e-12)
     assert kernel_distance(a, a + 0.05) < kernel_distance(a, a + 0.5)
     assert kernel_distance(a, np.full_like(a, np.nan)) == float("inf")
+
+
+def test_the_perceptual_distance_reads_learned_features_only():
+    from compress_export.metrics.feature_distance import METRIC as DISTANCE
+
+    rng = np.random.default_rng(0)
+    digits = rng.uniform(size=(6, 1, 8, 8)).astype(np.float32)
+    state = DISTANCE.start()
+    DISTANCE.update(state, {"image": digits}, {"image": digits})
+    DISTANCE.update(state, {"image": digits}, {"image": np.clip(digits + rng.normal(0, 0.3, digits.shape), 0, 1)})
+    values = state
+    assert values[:6] == pytest.approx([0.0] * 6, abs=1e-9) and min(values[6:]) > 1e-4
+    assert DISTANCE.result(state)["candidate"]["feature_distance_max"] == max(values)
+    big = rng.uniform(size=(4, 1, 32, 32)).astype(np.float32)  # general features are not learned: no distance
+    other = DISTANCE.start()
+    DISTANCE.update(other, {"image": big}, {"image": big * 0.5})
+    assert DISTANCE.result(other) == {}

@@ -178,3 +178,19 @@ def test_the_noise_level_path_stays_float_and_the_network_is_quantized():
     model.graph.input.pop()  # the same graph fed a full tensor: nothing is set aside
     model.graph.input.append(helper.make_tensor_value_info("sigma", TensorProto.FLOAT, ["n", 3, 4, 4]))
     assert not level_path_nodes(model)
+
+
+def test_a_bundle_keeps_the_users_sampler_file_and_validate_reads_that_copy(tmp_path):
+    from compress_export.bundle.reference_data import write_sampler
+
+    source = tmp_path / "src" / "mine.py"
+    source.parent.mkdir()
+    source.write_text("def draw(denoise, inputs, rng):\n    return denoise(inputs)['image']\n")
+    bundle = tmp_path / "bundle"
+    (bundle / "reference").mkdir(parents=True)
+    recorded = write_sampler(bundle, get_sampler(f"{source}:draw"))
+    source.unlink()  # the bundle travels without the original
+    assert recorded == "mine.py:draw"
+    again = get_sampler(recorded, bundle / "reference")
+    assert np.allclose(again.run(clean_predictor([]), feeds(rows=2))["image"], np.repeat(CLEAN, 2, 0))
+    assert write_sampler(bundle, get_sampler("ddim:steps=4")) == "ddim:steps=4"
