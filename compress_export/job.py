@@ -58,6 +58,7 @@ class PipelineConfig:
     gates: Gates = field(default_factory=Gates)
     bench: BenchSettings | None = field(default_factory=BenchSettings)
     fallback: bool = True
+    search_minutes: float = 10.0  # the budget search's way back to INT8 stops here; the prefix it found stands
     task: str = "auto"
     target_options: Mapping[str, Any] = field(default_factory=dict)
     compression: tuple[tuple[str, Any], ...] = ()

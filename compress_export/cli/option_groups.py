@@ -229,9 +229,13 @@ def pop_gate_overrides(o: dict) -> dict:
     return {gate.name: o.pop(gate.name) for gate in all_gates()}
 
 
-fallback_option = click.option(
-    "--no-fallback", is_flag=True,
-    help="Do not keep the most sensitive nodes in float when a quantized artifact misses the gates.")
+fallback_option = _stack(
+    click.option("--no-fallback", is_flag=True,
+                 help="Do not keep the most sensitive nodes in float when a quantized artifact misses the gates."),
+    click.option("--search-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True,
+                 help="Time for the budget search to bring float tensors back to INT8 once a float set meets the "
+                      "gates (large models: each trial runs the whole model); what it found by then ships."),
+)
 
 
 def task_option(function):

@@ -23,6 +23,7 @@ from ..metrics import all_gates, all_metrics
 from ..metrics.gates import Gates, meets, ranking_key
 from ..metrics.gates import score as gate_scores
 from .local_error import TRIAL_LIMIT, rank_by_local_error
+from .search_result import RangeChoice, SearchResult
 from .trial_session import trial_session, trial_suite, trial_workers
 
 COST_FLOOR = 0.02  # a share of the model's MACs: see `order`
@@ -50,6 +51,12 @@ class Evaluator:
     build: Callable[[list[str], Mapping[str, tuple[float, float]]], onnx.ModelProto | None] | None = None
     evaluations: int = 0
     confirmations: int = 0
+    deadline: float | None = None  # time.perf_counter() past which refinements stop (a met budget stays met)
+    stopped: bool = False  # a refinement stopped at the deadline
+
+    def out_of_time(self) -> bool:
+        self.stopped = self.stopped or (self.deadline is not None and time.perf_counter() > self.deadline)
+        return self.stopped
 
     def score(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
         """The configuration's score on the subsample; where that meets the budget, on the whole validation set
@@ -123,55 +130,6 @@ class Evaluator:
 def unbuildable() -> dict:
     """The score of a configuration the target cannot build: every gate at its worst, so it never meets a budget."""
     return {gate.score_key: -math.inf if gate.higher_is_better else math.inf for gate in all_gates()}
-
-
-@dataclass
-class RangeChoice:
-    """Which calibrator's ranges the search settled on: one for all tensors, then per-tensor changes."""
-
-    method: str
-    scores: dict[str, dict] = field(default_factory=dict)
-    per_tensor: dict[str, str] = field(default_factory=dict)
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.method}+per-tensor" if self.per_tensor else self.method
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "scores_by_method": self.scores, "per_tensor": self.per_tensor}
-
-
-@dataclass
-class SearchResult:
-    float_tensors: list[str]
-    met: bool
-    baseline: dict
-    final: dict
-    range_choice: RangeChoice | None = None
-    ranking: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    float_nodes: list[str] = field(default_factory=list)
-    evaluations: int = 0
-    samples: int = 0
-    note: str | None = None
-    speed_cost: dict = field(default_factory=dict)  # speed_cost() of the float tensors
-    weight_limit: dict | None = None  # weight_limit(), when floating one tensor at a time missed the budget
-    estimate: dict | None = None  # the search's own score of what it chose; `final` is then the shipped artifact's
-    confirmations: int = 0  # trials that met the budget on the subsample, scored again on the whole set
-    validation_samples: int = 0
-
-    def to_dict(self) -> dict:
-        return {
-            "note": self.note,
-            "budget_met": self.met, "kept_in_float": self.float_tensors, "float_nodes": self.float_nodes,
-            "all_quantized": self.baseline,
-            "range_choice": self.range_choice.to_dict() if self.range_choice else None,
-            "with_fallback": self.final, "ranking": self.ranking, "seconds": self.seconds,
-            "evaluations": self.evaluations, "subsample": self.samples, "speed_cost": self.speed_cost,
-            "weight_limit": self.weight_limit, "estimate": self.estimate, "confirmations": self.confirmations,
-            "validation_samples": self.validation_samples,
-        }
 
 
 def rank_tensors(evaluator: Evaluator, candidates: Sequence[str], baseline: dict,
@@ -266,7 +224,7 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
     def result(kept: list[str], score: dict, choice: RangeChoice | None, ranking: list[dict]) -> SearchResult:
         return SearchResult(float_tensors=kept, met=evaluator.meets(score), baseline=baseline, final=score,
                             range_choice=choice, ranking=ranking, seconds=time.perf_counter() - start,
-                            evaluations=evaluator.evaluations)
+                            evaluations=evaluator.evaluations, stopped=evaluator.stopped)
 
     if evaluator.meets(baseline):
         return result([], baseline, None, [])
@@ -359,6 +317,8 @@ def requantize(evaluator: Evaluator, ranking: Sequence[dict], every: dict,
 
     def bring_back(group: list[str]) -> None:
         nonlocal kept, score
+        if len(kept) < len(ranking) and evaluator.out_of_time():  # stop only once something is back in INT8
+            return
         rest = [name for name in kept if name not in group]
         trial = evaluator.score(rest, ranges)
         if on_step:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def _search(job, ctx, quantized: onnx.ModelProto, runtime: str, build=None):
     evaluator = Evaluator(quantized, original, batches, job.config.gates, job.task_metrics, runtime,
                           costs=speed_costs(quantized, macs), confirm=confirm, build=build,
                           rank_batches=subsample(batches, RANK_SUBSAMPLE) if searched > RANK_SUBSAMPLE else [],
-                          sampler=job.validation.sampler)
+                          sampler=job.validation.sampler, deadline=time.perf_counter() + 60 * job.config.search_minutes)
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:

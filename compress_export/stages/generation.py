@@ -41,6 +41,8 @@ def check(config) -> None:
     if not is_causal_lm(Path(config.model)):
         raise UsageError(f"{config.model}: --task text-generation needs a causal language model: a Hugging Face "
                          "folder whose config names a ...ForCausalLM architecture, or a .gguf file")
+    if config.sampler:
+        raise UsageError("--sampler is for image generators; a language model decodes with its own generation loop")
     from ..compression.model_kinds import refuse_unsupported
 
     refuse_unsupported(config, "generation")

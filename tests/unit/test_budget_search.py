@@ -261,3 +261,15 @@ def test_the_float_set_is_found_in_a_few_trials_not_one_per_tensor():
     assert result.met and sorted(result.float_tensors) == names[:50]
     ranking = 65  # the baseline and one trial per tensor
     assert result.evaluations - ranking <= 15  # adding one tensor at a time took 50 trials
+
+
+def test_past_the_time_limit_the_way_back_to_int8_stops_at_the_first_set_that_ships():
+    costs = {name: 0.0001 for name in "cdefgh"}
+    scorer = LossScorer(lambda floated: _pair(floated, "a", "b") + sum(v for k, v in costs.items() if k not in floated),
+                        0.999)
+    unlimited = search_budget(scorer, ["a", "b", *costs], {}, "minmax")
+    scorer.deadline = 0.0  # long past
+    limited = search_budget(scorer, ["a", "b", *costs], {}, "minmax")
+    assert unlimited.met and sorted(unlimited.float_tensors) == ["a", "b"] and not unlimited.stopped
+    assert limited.met and limited.stopped and limited.to_dict()["stopped_at_time_limit"]
+    assert {"a", "b"} < set(limited.float_tensors) and len(limited.float_tensors) < 8  # something came back
