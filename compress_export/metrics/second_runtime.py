@@ -21,7 +21,10 @@ SECOND = "openvino"
 
 def agreement(probe: ArtifactProbe, other: str, batches: list) -> dict:
     """{label: cosine} between the artifact's outputs on `batches` in its own runtime and in `other`."""
+    import numpy as np
+
     from ..runtimes import open_runner
+    from ..runtimes.base import by_reference_names
     from ..samplers import TRAJECTORY
     from .cosine import METRIC as COSINE
 
@@ -29,20 +32,11 @@ def agreement(probe: ArtifactProbe, other: str, batches: list) -> dict:
     states = {name: COSINE.start() for name in names}
     with open_runner(probe.runtime, str(probe.path)) as own, open_runner(other, str(probe.path)) as second:
         for feeds, _, _ in batches:
-            mine, theirs = _named(own.infer(feeds), names), _named(second.infer(feeds), names)
+            mine, theirs = (by_reference_names(runner.infer(feeds), names) for runner in (own, second))
             for name in names:
-                COSINE.update(states[name], mine[name], theirs[name])
+                COSINE.update(states[name], *(np.asarray(side[name], np.float64) for side in (mine, theirs)))
     parity = {name: COSINE.result(state) for name, state in states.items()}
     return dict(COSINE.gate_values(parity, {}))
-
-
-def _named(produced: dict, names: list[str]) -> dict:
-    """Outputs under the reference's names: by name, or in order where the graph names them otherwise (a Keras
-    model's ONNX graph)."""
-    import numpy as np
-
-    values = [produced[name] for name in names] if all(name in produced for name in names) else list(produced.values())
-    return {name: np.asarray(value, np.float64) for name, value in zip(names, values, strict=True)}
 
 
 class SecondRuntime(ArtifactMetric):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ExportError, UsageError
 
 
 class Runner(ABC):
@@ -51,3 +51,14 @@ class Runner(ABC):
 
     @abstractmethod
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def by_reference_names(produced: dict, names: list[str]) -> dict:
+    """The artifact's outputs under the original model's names: by name, or by position where the format
+    renames them (a TFLite signature calls them output_0, output_1, ...)."""
+    if all(name in produced for name in names):
+        return produced
+    if len(produced) == len(names):
+        return dict(zip(names, produced.values(), strict=True))
+    missing = [name for name in names if name not in produced]
+    raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")

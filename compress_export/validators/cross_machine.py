@@ -14,7 +14,7 @@ TOLERANCE = 1e-3  # of the largest recorded magnitude: float reordering stays fa
 
 
 def artifact_outputs(runner_factory, inputs: dict[str, np.ndarray], names: list[str], batch: int = 16) -> dict:
-    from .evaluate import by_reference_names
+    from ..runtimes.base import by_reference_names
 
     count = len(next(iter(inputs.values())))
     parts: dict[str, list] = {}

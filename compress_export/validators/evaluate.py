@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import ExportError
 from ..metrics.suite import MetricSuite
+from ..runtimes.base import by_reference_names
 
 
 def compare(runner_factory: Callable, validation, metrics: Sequence) -> MetricSuite:
@@ -24,17 +25,6 @@ def compare(runner_factory: Callable, validation, metrics: Sequence) -> MetricSu
 def sampled(sampler, call: Callable[[dict], dict], feeds: dict) -> dict:
     """The outputs of one batch: the model's own, or its sampler's final images and steps."""
     return call(feeds) if sampler is None else sampler.run(call, feeds)
-
-
-def by_reference_names(produced: dict, names: list[str]) -> dict:
-    """The artifact's outputs under the original model's names: by name, or by position where the format
-    renames them (a TFLite signature calls them output_0, output_1, ...)."""
-    if all(name in produced for name in names):
-        return produced
-    if len(produced) == len(names):
-        return dict(zip(names, produced.values(), strict=True))
-    missing = [name for name in names if name not in produced]
-    raise ExportError(f"the artifact lacks output(s) {', '.join(missing)}")
 
 
 def _same_shapes(expected: dict, produced: dict) -> None:
