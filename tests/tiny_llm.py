@@ -1,13 +1,43 @@
-"""A tiny randomly initialised Llama (2 layers, hidden 64) with its own byte-level BPE tokenizer trained on
-Python's json documentation: a causal LM folder that the whole language-model path runs on in seconds."""
+"""Tiny randomly initialised decoders (2 layers, hidden 64) of each common family, with their own byte-level BPE
+tokenizer trained on Python's json documentation: causal LM folders the whole language-model path runs on in
+seconds."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+FAMILIES = ("llama", "gemma3", "qwen2", "qwen3", "phi3", "mistral")
+
+
+def family_config(family: str, vocab: int):
+    """A 2-layer, hidden-64 config of `family` in its own transformers class (Gemma 3: one sliding-window and one
+    full-attention layer, each with its own RoPE theta, as transformers 5 nests them)."""
+    import transformers
+
+    shared = {"vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 1024,
+              "bos_token_id": 0, "eos_token_id": 0}
+    if family == "gemma3":
+        config = transformers.Gemma3TextConfig(**shared, head_dim=16, sliding_window=16, tie_word_embeddings=True,
+                                               layer_types=["sliding_attention", "full_attention"])
+        architecture = "Gemma3ForCausalLM"
+    else:
+        classes = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3", "phi3": "Phi3", "mistral": "Mistral"}
+        name = classes[family]
+        extra = {"qwen3": {"head_dim": 16},
+                 "phi3": {"original_max_position_embeddings": 1024, "pad_token_id": 0}}.get(family, {})
+        config = getattr(transformers, f"{name}Config")(**shared, **extra, tie_word_embeddings=family != "phi3")
+        architecture = f"{name}ForCausalLM"
+    config.architectures = [architecture]
+    return config
+
 
 def write_tiny_llama(out: Path, vocab: int = 400, seed: int = 0) -> Path:
+    return write_tiny_model(out, "llama", vocab, seed)
+
+
+def write_tiny_model(out: Path, family: str, vocab: int = 400, seed: int = 0) -> Path:
     import pydoc
 
     import torch
@@ -26,11 +56,7 @@ def write_tiny_llama(out: Path, vocab: int = 400, seed: int = 0) -> Path:
                                          unk_token=end).save_pretrained(str(out))
     settings = json.loads((out / "tokenizer_config.json").read_text())
     (out / "tokenizer_config.json").write_text(json.dumps({**settings, "tokenizer_class": "GPT2Tokenizer"}))
-    config = transformers.LlamaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=128,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=0,
-                                      eos_token_id=0)
-    config.architectures = ["LlamaForCausalLM"]
+    config = family_config(family, tokenizer.get_vocab_size())
     torch.manual_seed(seed)
-    transformers.LlamaForCausalLM(config).save_pretrained(str(out))
+    getattr(transformers, config.architectures[0])(config).save_pretrained(str(out))
     return out

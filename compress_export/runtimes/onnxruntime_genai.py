@@ -22,6 +22,14 @@ def model_folder(path: str | Path) -> Path:
     return path.parent if path.is_file() else path
 
 
+def sliding_window(folder: Path) -> int:
+    """The window of the decoder's sliding-window layers (Gemma 2/3, Mistral) within its context length, 0 when it
+    has none (a window past the context, Mistral's 4096 in a shorter model, is the context)."""
+    model = json.loads((folder / "genai_config.json").read_text())["model"]
+    window = int((model["decoder"].get("sliding_window") or {}).get("window_size", 0))
+    return min(window, int(model.get("context_length") or window))
+
+
 class Feeds:
     """A genai-built decoder's inputs for one window: the ids, an all-ones mask, positions where it takes them, and
     every KV cache input empty."""
@@ -29,12 +37,16 @@ class Feeds:
     def __init__(self, folder: Path, inputs: list[tuple[str, list, bool]]):
         """`inputs`: (name, shape with ints or names, whether float16) of each graph input."""
         decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+        window = sliding_window(folder)
         self.past = {}
         for name, shape, half in inputs:
             if name.startswith("past_key_values"):
                 heads = shape[1] if isinstance(shape[1], int) else decoder["num_key_value_heads"]
                 size = shape[3] if isinstance(shape[3], int) else decoder["head_size"]
-                self.past[name] = (heads, size, np.float16 if half else np.float32)
+                # A sliding-window layer's cache is a buffer of the window's size (GroupQueryAttention refuses a
+                # smaller one); the all-ones mask over the window's ids says none of it is filled yet.
+                length = window if shape[2] == "past_sliding_length" else 0
+                self.past[name] = (heads, length, size, np.float16 if half else np.float32)
         self.names = {name for name, _, _ in inputs}
 
     @classmethod
@@ -51,8 +63,8 @@ class Feeds:
         feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
         if "position_ids" in self.names:
             feeds["position_ids"] = np.arange(len(ids), dtype=np.int64)[None]
-        for name, (heads, size, dtype) in self.past.items():
-            feeds[name] = np.zeros((1, heads, 0, size), dtype)
+        for name, (heads, length, size, dtype) in self.past.items():
+            feeds[name] = np.zeros((1, heads, length, size), dtype)
         return feeds
 
 
@@ -124,7 +136,9 @@ class GenaiRunner(Runner):
         token s; per-token decode times s; total s)."""
         og, model, _, stop = self._loaded()
         params = og.GeneratorParams(model)
-        params.set_search_options(do_sample=False, max_length=len(ids) + max_new_tokens, min_length=0)
+        # The sliding-window cache is sized by max_length, and GroupQueryAttention refuses one under the window.
+        length = max(len(ids) + max_new_tokens, sliding_window(self.folder))
+        params.set_search_options(do_sample=False, max_length=length, min_length=0)
         generator = og.Generator(model, params)
         start = time.perf_counter()
         generator.append_tokens(ids)

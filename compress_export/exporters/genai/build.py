@@ -7,6 +7,7 @@ to every matrix at once, which is why it cannot keep a sensitive matrix at 8 bit
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -29,13 +30,20 @@ def build_fp32(folder: Path, out: Path, cache: Path) -> Path:
     """The FP32 decoder with KV cache for the CPU, by onnxruntime-genai's builder (in a child process: it prints
     per-tensor progress and holds the whole model)."""
     require("onnxruntime_genai", "llm")
-    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(folder), "-o", str(out),
-               "-p", "fp32", "-e", "cpu", "-c", str(cache), "--extra_options", "hf_remote=false"]
+    command = [sys.executable, "-m", "compress_export.exporters.genai.builder_shim", "-i", str(folder), "-o",
+               str(out), "-p", "fp32", "-e", "cpu", "-c", str(cache), "--extra_options", "hf_remote=false"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0 or not (out / MODEL_FILE).is_file():
-        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-        raise ExportError(f"onnxruntime-genai's model builder failed on {folder}: {(lines or ['no output'])[-1][:300]}")
+        raise ExportError(f"onnxruntime-genai's model builder failed on {folder}: {builder_error(done)}")
     return out
+
+
+def builder_error(done: subprocess.CompletedProcess) -> str:
+    """The line that says why: the exception a traceback ends in, not the warnings the builder prints first."""
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b.*", line)]
+    chosen = raised or lines or [line.strip() for line in done.stdout.splitlines() if line.strip()] or ["no output"]
+    return chosen[-1][:300]
 
 
 def fold_weight_transposes(model, gathers: set[str]) -> int:
