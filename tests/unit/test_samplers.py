@@ -194,3 +194,10 @@ def test_a_bundle_keeps_the_users_sampler_file_and_validate_reads_that_copy(tmp_
     again = get_sampler(recorded, bundle / "reference")
     assert np.allclose(again.run(clean_predictor([]), feeds(rows=2))["image"], np.repeat(CLEAN, 2, 0))
     assert write_sampler(bundle, get_sampler("ddim:steps=4")) == "ddim:steps=4"
+
+
+def test_multistep_consistency_noises_back_to_levels_above_the_floor():
+    seen = []
+    get_sampler("consistency:steps=3").run(clean_predictor(seen), feeds())
+    levels = [float(call["sigma"][0]) for call in seen]
+    assert levels[0] == pytest.approx(80.0) and levels[0] > levels[1] > levels[2] > 0.002 * 10
