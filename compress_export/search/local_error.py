@@ -36,12 +36,15 @@ def rank_by_local_error(evaluator, candidates: Sequence[str], baseline: dict,
             values = run({name: value[row:row + 1] for name, value in feeds.items()})
             for name, (before, after) in pairs.items():
                 exact = np.asarray(values[before], np.float64)
-                energy[name][0] += float((exact**2).sum())
-                energy[name][1] += float(((np.asarray(values[after], np.float64) - exact) ** 2).sum())
+                with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: judged below
+                    energy[name][0] += float((exact**2).sum())
+                    energy[name][1] += float(((np.asarray(values[after], np.float64) - exact) ** 2).sum())
     rows = []
     for name in candidates:
         signal, noise = energy.get(name, (0.0, 0.0))
         relative = noise / signal if signal > 0 else 0.0
+        if not np.isfinite(relative):  # overflowed values (an FP16 tensor past its range): as bad as it gets
+            relative = np.inf
         cost = evaluator.costs.get(name, {})
         rows.append({"tensor": name, "local_error": relative, "cosine_gain": relative / 2,
                      "cosine_if_float": baseline["cosine"] + relative / 2, "accuracy_drop_if_float": None,

@@ -11,9 +11,14 @@ def plot_sensitivity(ranking: list[dict], path, count: int = 15) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    import math
+
     rows = ranking[:count][::-1]
+    finite = [row["cosine_gain"] for row in rows if math.isfinite(row["cosine_gain"])]
+    top = max([*finite, 1e-6]) * 1.2  # an overflowed tensor's infinite error drawn past the largest finite one
     figure, axes = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2), dpi=100)
-    axes.barh([row["tensor"] for row in rows], [row["cosine_gain"] for row in rows], color="#4c72b0")
+    axes.barh([row["tensor"] for row in rows], [row["cosine_gain"] if math.isfinite(row["cosine_gain"]) else top
+                                                for row in rows], color="#4c72b0")
     axes.set_xlabel("estimated cosine gain from its own rounding error" if "local_error" in rows[-1]
                     else "cosine gain when this tensor alone stays in float")
     axes.set_title("most sensitive quantized activations")

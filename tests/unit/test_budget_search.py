@@ -273,3 +273,16 @@ def test_past_the_time_limit_the_way_back_to_int8_stops_at_the_first_set_that_sh
     assert unlimited.met and sorted(unlimited.float_tensors) == ["a", "b"] and not unlimited.stopped
     assert limited.met and limited.stopped and limited.to_dict()["stopped_at_time_limit"]
     assert {"a", "b"} < set(limited.float_tensors) and len(limited.float_tensors) < 8  # something came back
+
+
+def test_an_overflowed_tensors_infinite_error_ranks_first_and_still_plots(tmp_path):
+    import math
+
+    from compress_export.search.activations import order
+    from compress_export.search.sensitivity_report import plot_sensitivity
+
+    rows = [{"tensor": "fine", "cosine_gain": 0.1, "macs_share": 0.1, "local_error": 0.2},
+            {"tensor": "overflowed", "cosine_gain": math.inf, "macs_share": 0.5, "local_error": math.inf}]
+    order(rows)
+    assert rows[0]["tensor"] == "overflowed"
+    assert plot_sensitivity(rows, tmp_path / "sensitivity.png") and (tmp_path / "sensitivity.png").stat().st_size
