@@ -38,11 +38,10 @@ class FeatureDistance(PairedImageMetric):
     def per_image(self, reference, candidate):
         import numpy as np
 
+        from .cosine import cosine_rows
         from .fid_features import features
 
-        a, b = features(reference, self.features), features(candidate, self.features)
-        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
+        cosine = cosine_rows(features(reference, self.features), features(candidate, self.features))
         return 1.0 - np.nan_to_num(cosine, nan=-1.0)
 
 

@@ -12,16 +12,14 @@ def step_scores(reference, candidate) -> tuple[list[float], list[float]]:
     """Per step, the sum over images of cosine and of PSNR, from (batch, steps, ...) trajectories."""
     import numpy as np
 
+    from .cosine import cosine_rows
     from .psnr import image_psnr
 
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     cosines, psnrs = [], []
     for step in range(reference.shape[1]):
-        a = reference[:, step].reshape(len(reference), -1)
-        b = candidate[:, step].reshape(len(candidate), -1)
-        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0),
-                          np.all(a == b, axis=1).astype(float))
+        cosine = cosine_rows(reference[:, step].reshape(len(reference), -1),
+                             candidate[:, step].reshape(len(candidate), -1))
         cosines.append(float(np.nan_to_num(cosine, nan=-1.0).sum()))
         psnrs.append(float(np.nan_to_num(image_psnr(reference[:, step], candidate[:, step]), nan=0.0).sum()))
     return cosines, psnrs

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .base import Sampler
+from .base import GUIDANCE, Sampler
 from .denoiser import RowNoise
 from .roles import find_roles
 
@@ -21,7 +21,7 @@ class UserSampler(Sampler):
     name = "file"
 
     def __init__(self, text: str, path: Path, function):
-        super().__init__(text, {"guidance": 1.0, "condition": "", "null": 0.0, "sample": "", "level": ""})
+        super().__init__(text, dict(GUIDANCE))
         self.path, self.function = path, function
 
     @classmethod
