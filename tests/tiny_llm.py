@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FAMILIES = ("llama", "gemma3", "qwen2", "qwen3", "phi3", "mistral")
+FAMILIES = ("llama", "gemma3", "qwen2", "qwen3", "phi3", "phi3-longrope", "mistral")
+LONGROPE = {"type": "longrope", "short_factor": [1.0 + 0.05 * i for i in range(8)],
+            "long_factor": [2.0 + 0.5 * i for i in range(8)]}  # Phi-3 128K's form, for head_dim 16
 
 
 def family_config(family: str, vocab: int):
@@ -23,11 +25,15 @@ def family_config(family: str, vocab: int):
                                                layer_types=["sliding_attention", "full_attention"])
         architecture = "Gemma3ForCausalLM"
     else:
-        classes = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3", "phi3": "Phi3", "mistral": "Mistral"}
+        classes = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3", "phi3": "Phi3", "phi3-longrope": "Phi3",
+                   "mistral": "Mistral"}
         name = classes[family]
         extra = {"qwen3": {"head_dim": 16},
-                 "phi3": {"original_max_position_embeddings": 1024, "pad_token_id": 0}}.get(family, {})
-        config = getattr(transformers, f"{name}Config")(**shared, **extra, tie_word_embeddings=family != "phi3")
+                 "phi3": {"original_max_position_embeddings": 1024, "pad_token_id": 0},
+                 "phi3-longrope": {"original_max_position_embeddings": 512, "pad_token_id": 0,
+                                   "rope_scaling": LONGROPE}}.get(family, {})
+        config = getattr(transformers, f"{name}Config")(**shared, **extra,
+                                                        tie_word_embeddings=not family.startswith("phi3"))
         architecture = f"{name}ForCausalLM"
     config.architectures = [architecture]
     return config

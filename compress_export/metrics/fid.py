@@ -30,11 +30,10 @@ def frechet_distance(a, b) -> float:
 
 
 def image_output(outputs) -> str | None:
-    """The first output shaped like images: (batch, 1 or 3 channels, height, width)."""
-    for name, value in outputs.items():
-        if getattr(value, "ndim", 0) == 4 and value.shape[1] in (1, 3):
-            return name
-    return None
+    """The output holding the images: the first shaped (batch, 1 or 3 channels, height, width), else the first
+    four-dimensional one (a latent denoiser's 4 or 16 channels: its latents are what it makes)."""
+    shaped = [name for name, value in outputs.items() if getattr(value, "ndim", 0) == 4]
+    return next((name for name in shaped if outputs[name].shape[1] in (1, 3)), shaped[0] if shaped else None)
 
 
 def check_feature_model(outputs, spec: str | None) -> None:

@@ -1,6 +1,6 @@
 """How the error grows along the sampler: after every denoiser call, the mean cosine and PSNR of the compressed
 model's sample against the FP32 model's sample at the same call (same starting noise, same seeds). Read from the
-sampled run's TRAJECTORY output; nothing when the run has no sampler."""
+sampled run's TRAJECTORY output; without a sampler the image itself is the one step (a one-call generator)."""
 
 from __future__ import annotations
 
@@ -33,12 +33,19 @@ class SamplerSteps(Metric):
         return {"cosine": [], "psnr": [], "images": 0}
 
     def update(self, state: dict, reference, candidate, labels=None) -> None:
-        if TRAJECTORY not in reference or TRAJECTORY not in candidate:
-            return
-        cosines, psnrs = step_scores(reference[TRAJECTORY], candidate[TRAJECTORY])
+        if TRAJECTORY in reference and TRAJECTORY in candidate:
+            reference, candidate = reference[TRAJECTORY], candidate[TRAJECTORY]
+        else:
+            from .fid import image_output
+
+            name = image_output(reference)
+            if name is None or name not in candidate:
+                return
+            reference, candidate = reference[name][:, None], candidate[name][:, None]
+        cosines, psnrs = step_scores(reference, candidate)
         state["cosine"] = [a + b for a, b in zip(state["cosine"], cosines, strict=True)] if state["cosine"] else cosines
         state["psnr"] = [a + b for a, b in zip(state["psnr"], psnrs, strict=True)] if state["psnr"] else psnrs
-        state["images"] += len(reference[TRAJECTORY])
+        state["images"] += len(reference)
 
     def result(self, state: dict) -> dict:
         if not state["images"]:

@@ -26,9 +26,10 @@ def add_sampler_section(report, sampler, folder: Path | None) -> None:
     if not steps:
         return
     calls = sampler.calls_per_image if sampler is not None else len(steps["cosine"])
-    lines = [f"Sampler: `{sampler.describe() if sampler is not None else 'as recorded'}`, {calls} denoiser call(s) "
-             f"per image, FP32 and this artifact from the same starting samples and seeds ({steps['images']} images). "
-             "Each row is the sample after that call against the FP32 model's.", "",
+    named = f"`{sampler.describe()}`" if sampler is not None else "none given (the model's output is the image)"
+    lines = [f"Sampler: {named}, {calls} denoiser call(s) per image, FP32 and this artifact from the same starting "
+             f"samples and seeds ({steps['images']} images). Each row is the sample after that call against the FP32 "
+             "model's.", "",
              "| after call | cosine vs FP32 | PSNR vs FP32 (dB) |", "|---|---|---|"]
     count = len(steps["cosine"])
     shown = range(count) if count <= MAX_ROWS else sorted({round(i * (count - 1) / (MAX_ROWS - 1))
@@ -42,11 +43,28 @@ def add_sampler_section(report, sampler, folder: Path | None) -> None:
         lines += [f"| {calls} calls | {batch} | {reference[batch]['ms']:.1f} | {stats['ms']:.1f} | "
                   f"{reference[batch]['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
                   for batch, stats in candidate.items() if batch in reference]
-        lines += ["", f"Per image: {report.bench['per_image']['method']}."]
+        lines += [f"| whole loop, timed | {batch} | {fp32['ms']:.1f} | {stats['ms']:.1f} | "
+                  f"{fp32['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
+                  for batch, stats, fp32 in _timed_loop(report.bench)]
+        lines += ["", f"Per image: {report.bench['per_image']['method']}; the timed rows: the whole loop run "
+                      "(FP32 and this artifact interleaved in one process)."]
     if folder is not None and count > 1:
         _plot(steps, folder / "sampler_steps.png")
         lines += ["", "The curve: `sampler_steps.png`."]
     report.sections.append(("Sampler", lines))
+
+
+def _timed_loop(bench: dict):
+    """(batch, candidate, reference) per image from the timed whole-loop runs, where the benchmark made them."""
+    loop = bench.get("per_image_loop") or {}
+    for batch, stats in (loop.get("candidate") or {}).items():
+        reference = (loop.get("reference") or {}).get(batch)
+        if reference and stats.get("p50_ms") and reference.get("p50_ms"):
+            yield batch, _per_image(stats["p50_ms"], int(batch)), _per_image(reference["p50_ms"], int(batch))
+
+
+def _per_image(loop_ms: float, batch: int) -> dict:
+    return {"ms": loop_ms / batch, "images_per_s": 1000.0 * batch / loop_ms}
 
 
 def _plot(steps: dict, path: Path) -> None:

@@ -49,6 +49,10 @@ class Sampler(ABC):
     def describe(self) -> str:
         return self.text
 
+    def setting(self) -> str:
+        """The setting that makes this sampler again in another process (get_sampler)."""
+        return self.text
+
     def run(self, call: Callable[[dict], dict], feeds: dict, capture: Callable[[dict], None] | None = None) -> dict:
         """The model's outputs of the last call with the final image in place of its prediction, and the sample
         after every call under TRAJECTORY."""

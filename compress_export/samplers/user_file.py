@@ -45,6 +45,9 @@ class UserSampler(Sampler):
     def calls_per_image(self) -> int:
         return getattr(self, "_calls", 0)
 
+    def setting(self) -> str:
+        return f"{self.path.resolve()}:{self.text.partition(':')[2] or 'sample'}"
+
     def steps_called(self) -> int:
         return self.calls_per_image
 

@@ -53,6 +53,7 @@ class Evaluator:
     confirmations: int = 0
     deadline: float | None = None  # time.perf_counter() past which refinements stop (a met budget stays met)
     stopped: bool = False  # a refinement stopped at the deadline
+    estimating: bool = False  # every trial a bypass of the first export, also where the target exports again
 
     def out_of_time(self) -> bool:
         self.stopped = self.stopped or (self.deadline is not None and time.perf_counter() > self.deadline)
@@ -75,7 +76,7 @@ class Evaluator:
                      ) -> dict:
         """The score with those pairs bypassed in the first export's graph: an estimate for ranking and for what
         the weights' rounding alone costs, where the target builds its trials by exporting again."""
-        if self.build is None:
+        if self.build is None or self.estimating:
             return self.score(float_tensors, ranges)
         self.evaluations += 1
         return self._run(self._session(float_tensors, ranges, exact=False), self.batches)
@@ -107,7 +108,7 @@ class Evaluator:
 
     def _session(self, float_tensors: Iterable[str], ranges: Mapping[str, tuple[float, float]] | None, exact: bool,
                  threads: int | None = None):
-        if exact and self.build is not None:
+        if exact and self.build is not None and not self.estimating:
             model = self.build(list(float_tensors), ranges or {})
             if model is None:
                 return None
@@ -274,12 +275,14 @@ def search_budget(evaluator: Evaluator, candidates: Sequence[str],
 
 
 def shortest_prefix(evaluator: Evaluator, ranked: Sequence[str], ranges: Mapping[str, tuple[float, float]],
-                    score: dict, on_step: Callable[[], None] | None = None) -> tuple[list[str], dict, bool]:
+                    score: dict, on_step: Callable[[], None] | None = None, start: int = 0
+                    ) -> tuple[list[str], dict, bool]:
     """The shortest prefix of the ranking whose tensors in float meet the budget: doubling, then halving the gap
-    (a few trials where one per tensor took minutes on a detector). Never the whole ranking: at least one
-    activation stays quantized. When no prefix meets it: the best one tried, and False."""
+    (a few trials where one per tensor took minutes on a detector); `score` is the first `start` tensors' score,
+    known to miss. Never the whole ranking: at least one activation stays quantized. Past the deadline the halving
+    stops at a prefix that meets it. When no prefix meets it: the best one tried, and False."""
     longest = len(ranked) - 1
-    tried: dict[int, dict] = {0: score}
+    tried: dict[int, dict] = {start: score}
 
     def trial(length: int) -> dict:
         if length not in tried:
@@ -288,13 +291,13 @@ def shortest_prefix(evaluator: Evaluator, ranked: Sequence[str], ranges: Mapping
                 on_step()
         return tried[length]
 
-    missed, length = 0, 1
+    missed, length = start, min(max(2 * start, 1), longest)
     while length < longest and not evaluator.meets(trial(length)):
         missed, length = length, min(2 * length, longest)
-    if length < 1 or not evaluator.meets(trial(length)):
+    if length <= start or not evaluator.meets(trial(length)):
         best = max(tried, key=lambda key: evaluator.quality(tried[key]))
         return list(ranked[:best]), tried[best], False
-    while length - missed > 1:
+    while length - missed > 1 and not evaluator.out_of_time():
         middle = (missed + length) // 2
         if evaluator.meets(trial(middle)):
             length = middle

@@ -25,6 +25,7 @@ from ..metrics.gates import score as gate_scores
 from ..runtimes import open_runner
 from ..validators.evaluate import compare
 from .activations import Evaluator, search_budget
+from .estimated import search_estimated
 from .weight_steps import choose_weight_steps, with_choice
 
 
@@ -168,7 +169,8 @@ def _search(job, ctx, quantized: onnx.ModelProto, runtime: str, build=None):
     by_method = ranges_by_method(ctx.ranges, job.config.recipe.percentile)
     with tqdm(total=len(candidates), unit="tensor", desc="sensitivity", disable=not job.config.progress,
               file=sys.stderr, leave=False) as bar:
-        search = search_budget(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: _step(bar))
+        searching = search_estimated if build is not None else search_budget
+        search = searching(evaluator, candidates, by_method, ctx.ranges.method, on_step=lambda: _step(bar))
     search.samples = searched
     search.confirmations = evaluator.confirmations
     search.speed_cost = speed_cost(evaluator.costs, search.float_tensors, macs)

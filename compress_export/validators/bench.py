@@ -54,7 +54,7 @@ def tile_batch(sample: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarra
 
 
 def _worker(mode: str, models: list[tuple[str, Path]], sample: dict[str, np.ndarray],
-            settings: BenchSettings) -> dict:
+            settings: BenchSettings, *extra: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as tmp:
         feeds = Path(tmp) / "feeds.npz"
         np.savez(feeds, **sample)
@@ -66,6 +66,7 @@ def _worker(mode: str, models: list[tuple[str, Path]], sample: dict[str, np.ndar
             command += ["--model", f"{runtime}:{path}"]
         if settings.threads:
             command += ["--threads", str(settings.threads)]
+        command += extra
         with measuring():
             done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -78,6 +79,13 @@ def latency_in_subprocess(models: list[tuple[str, Path]], sample: dict[str, np.n
                           settings: BenchSettings) -> list[dict]:
     """Per-batch latency of each model, timed interleaved in one fresh process."""
     return _worker("latency", models, sample, settings)["by_batch"]
+
+
+def sampler_loop_in_subprocess(models: list[tuple[str, Path]], sample: dict[str, np.ndarray], settings: BenchSettings,
+                               sampler) -> list[dict]:
+    """Per image through the whole sampler loop, each model timed interleaved in one fresh process, at the smallest
+    batch size (each image there takes every denoiser call)."""
+    return _worker("loop", models, sample, settings, "--sampler", sampler.setting())["by_batch"]
 
 
 def node_times_in_subprocess(paths: list[Path], sample: dict[str, np.ndarray],

@@ -2,7 +2,8 @@
 
 `latency`: the artifacts are timed interleaved (one run of each in turn), so that drift of a shared
 or virtual CPU falls on all of them alike and their ratios hold. `memory`: one artifact is loaded and
-run once per batch size; the process's own peak RSS is reported. `profile`: onnxruntime's per-node kernel
+run once per batch size; the process's own peak RSS is reported. `loop`: an image generator's whole sampler per
+image, the models interleaved. `profile`: onnxruntime's per-node kernel
 times of one ONNX model at the largest batch.
 """
 
@@ -12,6 +13,8 @@ import argparse
 import json
 import resource
 import time
+from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 
@@ -41,28 +44,61 @@ def _timed(runner, feeds) -> float:
     return wall if device is None else device
 
 
-def latency(args, sample: dict[str, np.ndarray]) -> dict:
+@contextmanager
+def _opened(args):
     runners = [open_runner(runtime, path, args.threads) for runtime, path in args.model]
     for runner in runners:
         runner.__enter__()
-    results: list[dict] = [{} for _ in runners]
     try:
+        yield runners
+    finally:
+        for runner in runners:
+            runner.__exit__(None, None, None)
+
+
+def _interleaved(runners, timed, args) -> list[list[float]]:
+    """Each runner's times (ms) of timed(runner), one of each in turn: at least --min-runs, then until --seconds
+    per runner or --runs."""
+    times: list[list[float]] = [[] for _ in runners]
+    deadline = time.perf_counter() + args.seconds * len(runners)
+    while len(times[0]) < args.runs and (len(times[0]) < args.min_runs or time.perf_counter() < deadline):
+        for index, runner in enumerate(runners):
+            times[index].append(timed(runner))
+    return times
+
+
+def latency(args, sample: dict[str, np.ndarray]) -> dict:
+    with _opened(args) as runners:
+        results: list[dict] = [{} for _ in runners]
         for batch in (int(b) for b in args.batches.split(",")):
             feeds = tile_batch(sample, batch)
             for runner in runners:
                 for _ in range(args.warmup):
                     runner.infer(feeds)
-            times: list[list[float]] = [[] for _ in runners]
-            deadline = time.perf_counter() + args.seconds * len(runners)
-            while len(times[0]) < args.runs and (len(times[0]) < args.min_runs or time.perf_counter() < deadline):
-                for index, runner in enumerate(runners):
-                    times[index].append(_timed(runner, feeds))
-            for index, measured in enumerate(times):
+            for index, measured in enumerate(_interleaved(runners, partial(_timed, feeds=feeds), args)):
                 results[index][str(batch)] = summarize(measured, batch)
-    finally:
-        for runner in runners:
-            runner.__exit__(None, None, None)
     return {"by_batch": results}
+
+
+def loop(args, sample: dict[str, np.ndarray]) -> dict:
+    """Per image through the image generator's whole sampler (every denoiser call and the sampler's own arithmetic),
+    the models timed interleaved at the smallest batch size."""
+    from ..samplers import get_sampler
+
+    sampler = get_sampler(args.sampler)
+    batch = min(int(b) for b in args.batches.split(","))
+    feeds = tile_batch(sample, batch)
+
+    def timed(runner) -> float:
+        start = time.perf_counter()
+        sampler.run(runner.infer, feeds)
+        return (time.perf_counter() - start) * 1000.0
+
+    with _opened(args) as runners:
+        for runner in runners:
+            sampler.run(runner.infer, feeds)
+        times = _interleaved(runners, timed, args)
+    return {"by_batch": [{str(batch): summarize(measured, batch)} for measured in times]}
 
 
 def memory(args, sample: dict[str, np.ndarray]) -> dict:
@@ -92,7 +128,7 @@ def _model(text: str) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["latency", "memory", "profile"])
+    parser.add_argument("mode", choices=["latency", "loop", "memory", "profile"])
     parser.add_argument("feeds")
     parser.add_argument("--model", type=_model, action="append", required=True, help="runtime:path (repeatable)")
     parser.add_argument("--batches", default="1")
@@ -101,10 +137,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--min-runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--sampler", default=None, help="loop: the sampler setting (samplers.get_sampler)")
     args = parser.parse_args()
     with np.load(args.feeds) as npz:
         sample = {key: npz[key] for key in npz.files}
-    result = {"latency": latency, "memory": memory, "profile": profile}[args.mode](args, sample)
+    result = {"latency": latency, "loop": loop, "memory": memory, "profile": profile}[args.mode](args, sample)
     print(json.dumps(result))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..graphs.onnx_io import artifact_bytes
 from ..util.measure_lock import measuring
-from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
+from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess, sampler_loop_in_subprocess
 
 
 class Benchmarker:
@@ -23,6 +23,7 @@ class Benchmarker:
 
         self.settings = settings
         self.sample = bench_sample(validation, settings)
+        self.sampler = validation.sampler
         self.reference_memory: dict[Path, dict] = {}
         self.bar = tqdm(total=count, unit="artifact", desc="benchmarking", disable=not progress, file=sys.stderr,
                         leave=False)
@@ -42,6 +43,8 @@ class Benchmarker:
                 self.reference_memory[reference_path] = memory_in_subprocess(reference_runtime, reference_path,
                                                                              self.sample, self.settings)
             candidate_memory = memory_in_subprocess(runtime, path, self.sample, self.settings)
+            loop = self.sampler and sampler_loop_in_subprocess([reference_model, (runtime, path)], self.sample,
+                                                               self.settings, self.sampler)
             window = [started, time.time()]
         self.bar.update(1)
         result = {
@@ -56,6 +59,10 @@ class Benchmarker:
                     if batch in twin},
         }
         result["ratios"] = ratios(result["reference"], result["candidate"])
+        if loop:
+            result["per_image_loop"] = {"reference": loop[0], "candidate": loop[1], "method": (
+                "the whole sampler per image (every denoiser call and the sampler's arithmetic), FP32 and the "
+                "candidate interleaved in one process")}
         if other_fp32:
             result.update(against_fastest_fp32({reference_runtime: reference, **{
                 other_runtime: timed for (other_runtime, _), timed in zip(other_fp32, others, strict=True)}},

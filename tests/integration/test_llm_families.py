@@ -1,7 +1,8 @@
 """Every common small-LLM family through the language-model path, as a tiny random-weight model of its own
 transformers class: Gemma 3, Qwen 2.5, Qwen 3, Phi-3 and Mistral (Llama: test_llm.py) export to FP32, INT8 and INT4
 decoders that `validate` passes; the Gemma 3 decoder the builder shim makes computes what transformers computes,
-token by token past its sliding window; and the plain builder still fails on it, so the shim is still needed."""
+token by token past its sliding window, and so does a Phi-3 decoder with LongRoPE factors; and the plain builder still
+fails on Gemma 3, so the shim is still needed."""
 
 import json
 import subprocess
@@ -47,11 +48,14 @@ def _builder(module: str, folder, out, cache) -> subprocess.CompletedProcess:
                            "-c", str(cache), "--extra_options", "hf_remote=false"], capture_output=True, text=True)
 
 
-def test_the_gemma3_decoder_computes_what_transformers_computes(folders, tmp_path):
+@pytest.mark.parametrize("family", ["gemma3", "phi3-longrope"])
+def test_the_built_decoder_computes_what_transformers_computes(folders, family, tmp_path):
+    """Gemma 3 past its sliding window (through the shim); Phi-3 with LongRoPE factors (the builder's multi-cache
+    rotary embedding, short factors within the original context)."""
     import onnxruntime_genai as og
     import torch
 
-    folder = folders("gemma3")
+    folder = folders(family)
     done = _builder("compress_export.exporters.genai.builder_shim", folder, tmp_path / "fp32", tmp_path / "cache")
     assert done.returncode == 0, done.stderr[-2000:]
     reference = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).eval()

@@ -82,3 +82,35 @@ def test_ddim_run_measures_the_final_images_and_every_step(ddpm, tmp_path):
                                                 "-q"]).output)
     assert again["metrics"]["candidate"]["sampler_steps"]["psnr_db"] == pytest.approx(steps["psnr_db"], abs=1e-6)
 
+
+
+def test_the_whole_sampler_loop_is_timed_per_image_beside_fp32(tmp_path, monkeypatch):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from compress_export.samplers import get_sampler
+    from compress_export.validators.bench import BenchSettings, sampler_loop_in_subprocess
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["sample", "half"], ["output"])], "halve",
+        [helper.make_tensor_value_info("sample", TensorProto.FLOAT, ["b", 1, 8, 8]),
+         helper.make_tensor_value_info("timestep", TensorProto.FLOAT, ["b"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["b", 1, 8, 8])],
+        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])])
+    model = tmp_path / "halve.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    (tmp_path / "three_calls.py").write_text(
+        "import os\nimport numpy as np\n\n\ndef sample(denoise, inputs, rng):\n    x = inputs['sample']\n"
+        "    for t in (999, 500, 0):\n        x = denoise({'sample': x, 'timestep': np.full(len(x), t, np.float32)})"
+        "['output']\n        with open(os.environ['CALLS_LOG'], 'a') as log:\n            log.write('call\\n')\n"
+        "    return x\n")
+    monkeypatch.setenv("CALLS_LOG", str(tmp_path / "calls.log"))
+    monkeypatch.chdir(tmp_path / "..")  # the file's setting resolves to its own path from anywhere
+    sampler = get_sampler(f"{tmp_path.name}/three_calls.py:sample")
+    sample = {"sample": np.ones((2, 1, 8, 8), np.float32), "timestep": np.zeros(2, np.float32)}
+    settings = BenchSettings(batches=(1, 2), warmup=1, runs=4, seconds=0.01, min_runs=4)
+    reference, candidate = sampler_loop_in_subprocess([("onnxruntime", model)] * 2, sample, settings, sampler)
+    assert set(reference) == set(candidate) == {"1"}  # at the smallest batch
+    assert reference["1"]["runs"] == candidate["1"]["runs"] == 4
+    calls = (tmp_path / "calls.log").read_text().split()
+    assert len(calls) == 2 * (1 + 4) * 3  # two models, a warm-up and four timed loops each, three calls a loop

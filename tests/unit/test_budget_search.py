@@ -250,6 +250,37 @@ def test_a_target_that_exports_again_is_decided_on_its_exported_graph():
     assert scorer.exact_trials < result.evaluations  # the ranking read cheap rewrites
 
 
+class EstimatedScorer(Evaluator):
+    """Eight tensors losing 0.001 each; the exported graph loses 0.0012 more than the bypassed estimate."""
+
+    def __init__(self, min_cosine: float):
+        super().__init__(None, None, ["subsample"], Gates(min_cosine=min_cosine), build=lambda tensors, ranges: None)
+        self.exact_trials = 0
+
+    def _session(self, float_tensors, ranges, exact=True):
+        exact = exact and not self.estimating
+        self.exact_trials += exact
+        return exact, set(float_tensors)
+
+    def _run(self, session, batches):
+        exact, floated = session
+        return {"cosine": 1.0 - 0.001 * (8 - len(floated)) - (0.0012 if exact else 0.0), "accuracy_drop": None}
+
+
+def test_a_target_that_exports_again_searches_on_estimates_and_exports_only_to_confirm():
+    from compress_export.search.estimated import search_estimated
+
+    names = [f"t{index}" for index in range(8)]
+    # Estimated, 5 in float meet 0.9965 (0.997); exported they read 0.9958: 7 exported meet, then 6 (0.9968).
+    scorer = EstimatedScorer(min_cosine=0.9965)
+    result = search_estimated(scorer, names, {}, "minmax")
+    assert result.met and len(result.float_tensors) == 6 and abs(result.final["cosine"] - 0.9968) < 1e-9
+    assert scorer.exact_trials == 3 and not scorer.estimating  # the estimate's choice, then 7, then 6
+    scorer = EstimatedScorer(min_cosine=0.99)  # the estimate's choice ships as it is: one export
+    result = search_estimated(scorer, names, {}, "minmax")
+    assert result.met and scorer.exact_trials == 1 and abs(result.final["cosine"] - 0.9908) < 1e-9
+
+
 def test_the_float_set_is_found_in_a_few_trials_not_one_per_tensor():
     # 64 tensors; each costs less than the one before it; the budget needs the 50 costliest in float.
     names = [f"t{index:02d}" for index in range(64)]

@@ -57,6 +57,25 @@ def test_the_metrics_read_image_outputs_only_and_gate_the_mean():
         assert metric.gate_values({}, {"candidate": result}) == [(metric.gate.name, result[key])]
 
 
+def test_a_latent_denoisers_four_channels_are_its_images_and_a_one_call_generator_has_a_one_step_curve():
+    from compress_export.metrics.fid import image_output
+    from compress_export.metrics.sampler_steps import METRIC as STEPS
+
+    latents = {"noise_pred": RNG.random((3, 4, 16, 16)), "mask": RNG.random((3, 1, 16, 16))}
+    assert image_output(latents) == "mask"  # an output shaped like images comes first
+    latents.pop("mask")
+    assert image_output(latents) == "noise_pred"
+    state = PSNR.start()
+    PSNR.update(state, latents, {"noise_pred": latents["noise_pred"] + 0.01})
+    assert PSNR.result(state)["candidate"]["psnr_db_images"] == 3
+    state = STEPS.start()
+    STEPS.update(state, latents, {"noise_pred": latents["noise_pred"] + 0.01})
+    steps = STEPS.result(state)["candidate"]["sampler_steps"]
+    assert len(steps["psnr_db"]) == 1 and steps["images"] == 3
+    expected = image_psnr(latents["noise_pred"], latents["noise_pred"] + 0.01).mean()
+    assert steps["psnr_db"][0] == pytest.approx(expected)  # the curve's one point is the final image's PSNR
+
+
 def test_kid_is_the_paired_unbiased_squared_mmd_of_the_cubic_kernel():
     from compress_export.metrics.kid import kernel_distance
 

@@ -201,3 +201,26 @@ def test_multistep_consistency_noises_back_to_levels_above_the_floor():
     get_sampler("consistency:steps=3").run(clean_predictor(seen), feeds())
     levels = [float(call["sigma"][0]) for call in seen]
     assert levels[0] == pytest.approx(80.0) and levels[0] > levels[1] > levels[2] > 0.002 * 10
+
+
+def test_the_sampler_section_shows_the_derived_and_the_timed_cost_per_image(tmp_path):
+    from types import SimpleNamespace
+
+    from compress_export.report.sampler_section import add_sampler_section
+
+    steps = {"cosine": [0.99, 0.98, 0.97], "psnr_db": [40.0, 35.0, 30.0], "images": 8}
+    bench = {"reference": {"by_batch": {"1": {"p50_ms": 10.0}, "4": {"p50_ms": 20.0}}},
+             "candidate": {"by_batch": {"1": {"p50_ms": 5.0}, "4": {"p50_ms": 8.0}}},
+             "per_image_loop": {"reference": {"1": {"p50_ms": 33.0}}, "candidate": {"1": {"p50_ms": 16.0}}}}
+    report = SimpleNamespace(metrics={"candidate": {"sampler_steps": steps}}, bench=bench, sections=[])
+    add_sampler_section(report, get_sampler("ddim:steps=3"), tmp_path)
+    (title, lines), = report.sections
+    text = "\n".join(lines)
+    assert title == "Sampler" and "| 3 | 0.97000 | 30.00 |" in text
+    assert "| 3 calls | 4 | 15.0 | 6.0 | 66.67 | 166.67 |" in text  # 3 x 20 ms / 4 images against 3 x 8 / 4
+    assert "| whole loop, timed | 1 | 33.0 | 16.0 | 30.30 | 62.50 |" in text
+    assert bench["per_image"]["candidate"]["1"]["ms"] == 15.0 and (tmp_path / "sampler_steps.png").is_file()
+    report = SimpleNamespace(metrics={"candidate": {"sampler_steps": {**steps, "cosine": [0.9], "psnr_db": [33.0]}}},
+                             bench=None, sections=[])
+    add_sampler_section(report, None, tmp_path / "none")
+    assert "none given (the model's output is the image), 1 denoiser call(s)" in report.sections[0][1][0]
