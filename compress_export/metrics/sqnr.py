@@ -8,11 +8,13 @@ from .base import OutputMetric
 
 
 def sqnr_db(signal: float, noise: float) -> float:
+    """inf for no noise; -inf where the noise swamps the signal or is not finite (an FP16 tensor past its range)."""
     if noise == 0.0:
         return float("inf")
-    if signal == 0.0:
+    ratio = signal / noise
+    if not ratio > 0.0:  # no signal, infinite noise, or inf / inf
         return float("-inf")
-    return 10.0 * math.log10(signal / noise)
+    return 10.0 * math.log10(ratio)
 
 
 class Sqnr(OutputMetric):

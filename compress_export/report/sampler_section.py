@@ -40,14 +40,16 @@ def add_sampler_section(report, sampler, folder: Path | None) -> None:
         lines += ["", "| per image | batch | FP32 ms | this ms | FP32 images/s | this images/s |",
                   "|---|---|---|---|---|---|"]
         reference, candidate = report.bench["per_image"]["reference"], report.bench["per_image"]["candidate"]
-        lines += [f"| {calls} calls | {batch} | {reference[batch]['ms']:.1f} | {stats['ms']:.1f} | "
+        label = f"{calls} call{'s' if calls != 1 else ''}"
+        lines += [f"| {label} | {batch} | {reference[batch]['ms']:.1f} | {stats['ms']:.1f} | "
                   f"{reference[batch]['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
                   for batch, stats in candidate.items() if batch in reference]
-        lines += [f"| whole loop, timed | {batch} | {fp32['ms']:.1f} | {stats['ms']:.1f} | "
-                  f"{fp32['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
-                  for batch, stats, fp32 in _timed_loop(report.bench)]
-        lines += ["", f"Per image: {report.bench['per_image']['method']}; the timed rows: the whole loop run "
-                      "(FP32 and this artifact interleaved in one process)."]
+        timed = [f"| whole loop, timed | {batch} | {fp32['ms']:.1f} | {stats['ms']:.1f} | "
+                 f"{fp32['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
+                 for batch, stats, fp32 in _timed_loop(report.bench)]
+        lines += [*timed, "", f"Per image: {report.bench['per_image']['method']}"
+                  + ("; the timed rows: the whole loop run (FP32 and this artifact interleaved in one process)."
+                     if timed else ".")]
     if folder is not None and count > 1:
         _plot(steps, folder / "sampler_steps.png")
         lines += ["", "The curve: `sampler_steps.png`."]

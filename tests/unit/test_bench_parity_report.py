@@ -40,6 +40,8 @@ def test_cosine_and_sqnr_known_values():
     assert cosine_rows(a, b).tolist() == [0.0, 1.0]
     assert sqnr_db(100.0, 1.0) == pytest.approx(20.0)
     assert math.isinf(sqnr_db(1.0, 0.0))
+    for signal, noise in ((1.0, math.inf), (math.inf, math.inf), (0.0, 1.0)):  # an FP16 tensor past its range
+        assert sqnr_db(signal, noise) == -math.inf
 
 
 def test_output_parity_statistics():
