@@ -50,15 +50,21 @@ class SecondRuntime(ArtifactMetric):
             return {"runtime": probe.runtime, "second": None, "agree": None,
                     "missing": "pip install 'compress-export[openvino]'"}
         from ..data.validation_set import subsample
+        from ..errors import CompressExportError
 
         batches = subsample(probe.batches, SAMPLES)
-        cosines = agreement(probe, SECOND, batches)
+        try:
+            cosines = agreement(probe, SECOND, batches)
+        except CompressExportError as error:  # the cross-check's own failure: said, never the artifact's
+            return {"runtime": probe.runtime, "second": SECOND, "agree": None, "error": str(error)}
         worst = min(cosines.values(), default=1.0)
         return {"runtime": probe.runtime, "second": SECOND, "samples": sum(
             len(next(iter(feeds.values()))) for feeds, _, _ in batches), "cosine": cosines,
             "agree": worst >= AGREEMENT, "threshold": AGREEMENT}
 
     def warnings(self, result: dict) -> list[str]:
+        if result.get("error"):
+            return [f"not cross-checked in {result['second']}: {result['error']}"]
         if result["agree"] is not False:
             return []
         label, value = min(result["cosine"].items(), key=lambda item: item[1])
@@ -68,6 +74,8 @@ class SecondRuntime(ArtifactMetric):
     def markdown(self, result: dict) -> list[str]:
         if result["second"] is None:
             return [f"Not cross-checked: OpenVINO is not installed ({result['missing']})."]
+        if result.get("error"):
+            return [f"Not cross-checked: {result['error']} (the second opinion failed, not the artifact)."]
         verdict = "agree" if result["agree"] else "**disagree**"
         lines = [f"The artifact in {result['second']} against {result['runtime']} on {result['samples']} held-out "
                  f"samples: they {verdict} (cosine >= {result['threshold']}).", "", "| output | cosine |", "|---|---|"]

@@ -115,6 +115,22 @@ def test_second_runtime_warns_when_the_runtimes_disagree(tmp_path, monkeypatch):
     assert "openvino computes this graph differently from onnxruntime-exact" in warning
 
 
+def test_a_second_runtime_that_cannot_compile_the_graph_is_a_warning_not_a_failed_target(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    import compress_export.runtimes.openvino as openvino_runtime
+    from compress_export.errors import ExportError
+
+    def refuse(model, threads=None):
+        raise ExportError("OpenVINO cannot compile the model: could not append an elementwise post-op")
+
+    monkeypatch.setattr(openvino_runtime, "compile_model", refuse)
+    result = SECOND_RUNTIME.measure(probe_for(tmp_path))
+    assert result["agree"] is None and "elementwise post-op" in result["error"]
+    warning, = analysis_warnings({"second_runtime": result})
+    assert warning.startswith("not cross-checked in openvino: OpenVINO cannot compile")
+    assert "the second opinion failed, not the artifact" in SECOND_RUNTIME.markdown(result)[0]
+
+
 def test_second_runtime_leaves_artifacts_validated_in_their_own_runtime_alone(tmp_path):
     probe = probe_for(tmp_path)
     assert SECOND_RUNTIME.measure(ArtifactProbe(probe.path, "onnxruntime", batches=probe.batches)) is None
