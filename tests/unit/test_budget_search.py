@@ -281,6 +281,25 @@ def test_a_target_that_exports_again_searches_on_estimates_and_exports_only_to_c
     assert result.met and scorer.exact_trials == 1 and abs(result.final["cosine"] - 0.9908) < 1e-9
 
 
+class OverflowingExportScorer(EstimatedScorer):
+    """The export with any tensor in float overflows (FP16 float layers past their range): its outputs read cosine 0."""
+
+    def _run(self, session, batches):
+        exact, floated = session
+        if exact and floated:
+            return {"cosine": 0.0, "accuracy_drop": None}
+        return {"cosine": 1.0 - 0.001 * (8 - len(floated)), "accuracy_drop": None}
+
+
+def test_an_export_worse_than_the_first_one_never_ships_when_nothing_meets_the_budget():
+    from compress_export.search.estimated import search_estimated
+
+    scorer = OverflowingExportScorer(min_cosine=0.9995)  # estimated: 7 in float meet it; exported, they read 0
+    result = search_estimated(scorer, [f"t{index}" for index in range(8)], {}, "minmax")
+    assert not result.met and result.float_tensors == [] and result.final == result.baseline
+    assert abs(result.final["cosine"] - 0.992) < 1e-9
+
+
 def test_the_float_set_is_found_in_a_few_trials_not_one_per_tensor():
     # 64 tensors; each costs less than the one before it; the budget needs the 50 costliest in float.
     names = [f"t{index:02d}" for index in range(64)]
