@@ -11,7 +11,8 @@ PSNR_CAP = 100.0  # dB: an image equal to its reference
 
 
 def image_psnr(reference, candidate):
-    """Per image (axis 0) PSNR in dB; the peak is the reference image's max - min (1 where it is flat)."""
+    """Per image (axis 0) PSNR in dB; the peak is the reference image's max - min (1 where it is flat). An image with
+    a value that is not finite (an overflowed artifact's NaN) reads 0 dB, never the cap of an identical image."""
     import numpy as np
 
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
@@ -21,7 +22,8 @@ def image_psnr(reference, candidate):
     mse = ((reference - candidate) ** 2).mean(axis=axes)
     with np.errstate(divide="ignore"):
         values = 10.0 * np.log10(peak**2 / mse)
-    return np.minimum(np.where(mse > 0, values, PSNR_CAP), PSNR_CAP)
+    capped = np.minimum(np.where(mse > 0, values, PSNR_CAP), PSNR_CAP)
+    return np.where(np.isfinite(mse), capped, 0.0)
 
 
 class Psnr(PairedImageMetric):

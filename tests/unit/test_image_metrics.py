@@ -31,6 +31,9 @@ def test_psnr_is_over_the_reference_images_own_range():
     y = x + 0.1
     assert image_psnr(x, y) == pytest.approx([20 * np.log10(2 / 0.1), 20 * np.log10(4 / 0.1)])
     assert image_psnr(x, x).tolist() == [PSNR_CAP, PSNR_CAP]
+    broken = x.copy()
+    broken[1, 0, 3, 3] = np.nan  # an overflowed artifact's image is no match, not an identical one
+    assert image_psnr(x, broken).tolist() == [PSNR_CAP, 0.0]
 
 
 def test_both_fall_as_noise_grows_and_read_rgb_images_of_any_size():
