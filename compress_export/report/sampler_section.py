@@ -15,8 +15,7 @@ def per_image(bench: dict, calls: int) -> dict:
                                        "arithmetic, a few array operations a call, excluded)"}
     for side in ("reference", "candidate"):
         by_batch = (bench.get(side) or {}).get("by_batch") or {}
-        result[side] = {batch: {"ms": calls * stats["p50_ms"] / int(batch),
-                                "images_per_s": 1000.0 * int(batch) / (calls * stats["p50_ms"])}
+        result[side] = {batch: _per_image(calls * stats["p50_ms"], int(batch))
                         for batch, stats in by_batch.items() if stats.get("p50_ms")}
     return result
 
@@ -66,6 +65,7 @@ def _timed_loop(bench: dict):
 
 
 def _per_image(loop_ms: float, batch: int) -> dict:
+    """ms an image takes and images/s, from the ms the loop over a batch took."""
     return {"ms": loop_ms / batch, "images_per_s": 1000.0 * batch / loop_ms}
 
 
