@@ -17,6 +17,7 @@ PROXIES = ("onnxruntime-exact",)
 SAMPLES = 32
 AGREEMENT = 0.99  # the smallest cosine at which two runtimes count as computing the same graph
 SECOND = "openvino"
+VNNI = {"avx512_vnni", "avx_vnni", "amx_int8"}  # integer dot products that sum in 32 bits
 
 
 def agreement(probe: ArtifactProbe, other: str, batches: list) -> dict:
@@ -57,10 +58,13 @@ class SecondRuntime(ArtifactMetric):
             cosines = agreement(probe, SECOND, batches)
         except CompressExportError as error:  # the cross-check's own failure: said, never the artifact's
             return {"runtime": probe.runtime, "second": SECOND, "agree": None, "error": str(error)}
+        from ..runtimes.machine import cpu_info
+
         worst = min(cosines.values(), default=1.0)
+        features = set(cpu_info().get("features", "").split(", "))
         return {"runtime": probe.runtime, "second": SECOND, "samples": sum(
             len(next(iter(feeds.values()))) for feeds, _, _ in batches), "cosine": cosines,
-            "agree": worst >= AGREEMENT, "threshold": AGREEMENT}
+            "agree": worst >= AGREEMENT, "threshold": AGREEMENT, "vnni": bool(VNNI & features)}
 
     def warnings(self, result: dict) -> list[str]:
         if result.get("error"):
@@ -68,8 +72,11 @@ class SecondRuntime(ArtifactMetric):
         if result["agree"] is not False:
             return []
         label, value = min(result["cosine"].items(), key=lambda item: item[1])
+        cause = ("one of them reads the graph wrongly" if result.get("vnni", True) else
+                 "this CPU has no VNNI, where OpenVINO's u8 x s8 kernels sum products in pairs into 16 bits and can "
+                 "saturate: check on a CPU with VNNI before blaming the graph")
         return [f"{result['second']} computes this graph differently from {result['runtime']}: {label} "
-                f"{value:.4f} between the two (agreement is {AGREEMENT}); one of them reads the graph wrongly"]
+                f"{value:.4f} between the two (agreement is {AGREEMENT}); {cause}"]
 
     def markdown(self, result: dict) -> list[str]:
         if result["second"] is None:

@@ -28,6 +28,7 @@ def search_estimated(evaluator: Evaluator, candidates: Sequence[str],
         estimated = search_budget(evaluator, candidates, by_method, current_method, on_step=on_step)
     finally:
         evaluator.estimating, evaluator.deadline = False, deadline
+    estimate_stopped, evaluator.stopped = evaluator.stopped, False  # the estimates' deadline is not the search's
     ranges = estimated.range_choice.ranges if estimated.range_choice else {}
     kept = list(estimated.float_tensors)
     exact = evaluator.score(kept, ranges)
@@ -40,5 +41,5 @@ def search_estimated(evaluator: Evaluator, candidates: Sequence[str],
         kept, exact, estimated.range_choice = [], estimated.baseline, None
     estimated.float_tensors, estimated.final, estimated.met = kept, exact, evaluator.meets(exact)
     estimated.seconds, estimated.evaluations, estimated.stopped = (time.perf_counter() - start, evaluator.evaluations,
-                                                                   evaluator.stopped)
+                                                                   estimate_stopped or evaluator.stopped)
     return estimated

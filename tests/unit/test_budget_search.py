@@ -281,6 +281,32 @@ def test_a_target_that_exports_again_searches_on_estimates_and_exports_only_to_c
     assert result.met and scorer.exact_trials == 1 and abs(result.final["cosine"] - 0.9908) < 1e-9
 
 
+class EstimatesPastTheirTimeScorer(EstimatedScorer):
+    """The estimate phase runs out of its share of the time limit at its first check; the exports have time."""
+
+    def __init__(self, min_cosine: float):
+        super().__init__(min_cosine)
+        self.out_of_time_at_export: list[bool] = []
+
+    def out_of_time(self):
+        self.stopped = self.stopped or self.estimating
+        return super().out_of_time()
+
+    def _session(self, float_tensors, ranges, exact=True):
+        if exact and not self.estimating:
+            self.out_of_time_at_export.append(self.out_of_time())
+        return super()._session(float_tensors, ranges, exact)
+
+
+def test_the_estimates_deadline_does_not_stop_the_confirming_exports():
+    from compress_export.search.estimated import search_estimated
+
+    scorer = EstimatesPastTheirTimeScorer(min_cosine=0.9965)
+    result = search_estimated(scorer, [f"t{index}" for index in range(8)], {}, "minmax")
+    assert result.met and result.stopped  # the report says the search stopped at its time limit
+    assert scorer.out_of_time_at_export == [False]  # but the export that confirms it still had time
+
+
 class OverflowingExportScorer(EstimatedScorer):
     """The export with any tensor in float overflows (FP16 float layers past their range): its outputs read cosine 0."""
 

@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compress_export.metrics.base import ArtifactProbe
 from compress_export.metrics.second_runtime import METRIC as SECOND_RUNTIME
 from compress_export.runtimes import open_runner
+from compress_export.runtimes.machine import cpu_info
 from compress_export.runtimes.openvino_qdq import signed_activation_pairs, unsigned_activations
 from compress_export.validators.analysis import analysis_warnings
 
@@ -56,6 +57,10 @@ def exact(model: onnx.ModelProto) -> np.ndarray:
     return session.run(None, feeds())[0]
 
 
+def has_vnni() -> bool:
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu_info().get("features", "").split(", ")))
+
+
 def cosine(a, b) -> float:
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -78,7 +83,9 @@ def test_openvino_reads_a_signed_trt_graph_as_onnxruntime_does(tmp_path):
     onnx.save(resize_concat_conv(), path)
     with open_runner("openvino", str(path)) as runner:
         read = runner.infer(feeds())["out"]
-    assert cosine(read, exact(resize_concat_conv())) > 0.9999
+    # Without VNNI the CPU plugin sums u8 x s8 products in pairs into 16 bits (AVX2's vpmaddubsw), which saturate
+    # at full-range activations: close, not exact (0.990 on an AVX2 EPYC, where the signed graph reads 0.79).
+    assert cosine(read, exact(resize_concat_conv())) > (0.9999 if has_vnni() else 0.98)
     if not ov.__version__.startswith("2026.4"):
         return
     # The defect the unsigned pairs avoid, in the version that has it: when this fails, the shim can go.
@@ -97,7 +104,7 @@ def test_second_runtime_agrees_on_a_graph_both_read_right(tmp_path):
     pytest.importorskip("openvino")
     result = SECOND_RUNTIME.measure(probe_for(tmp_path))
     assert result["second"] == "openvino" and result["agree"]
-    assert result["samples"] == 8 and min(result["cosine"].values()) > 0.999
+    assert result["samples"] == 8 and min(result["cosine"].values()) > (0.999 if has_vnni() else 0.99)
     assert analysis_warnings({"second_runtime": result}) == []
 
 
@@ -113,6 +120,9 @@ def test_second_runtime_warns_when_the_runtimes_disagree(tmp_path, monkeypatch):
     assert not result["agree"]
     warning, = analysis_warnings({"second_runtime": result})
     assert "openvino computes this graph differently from onnxruntime-exact" in warning
+    assert ("reads the graph wrongly" in warning) == has_vnni() and ("no VNNI" in warning) != has_vnni()
+    (without,) = analysis_warnings({"second_runtime": {**result, "vnni": False}})
+    assert "no VNNI" in without and "saturate" in without
 
 
 def test_a_second_runtime_that_cannot_compile_the_graph_is_a_warning_not_a_failed_target(tmp_path, monkeypatch):

@@ -159,11 +159,13 @@ def test_many_activations_are_ranked_by_their_own_rounding_error_from_one_pass(q
     monkeypatch.setattr(activations, "TRIAL_LIMIT", 1)  # the search takes that ranking past the limit
     result = activations.search_budget(evaluator, candidates, {}, "entropy")
     assert "local_error" in result.ranking[0] and result.evaluations < len(candidates) + 3
-    # Only the input in float meets 0.99988 (cosine 0.999888); the estimated order puts y's and a's pairs before it,
-    # so the shortest prefix floats three, and the way back to INT8 returns the two that were not needed.
+    # With AVX512-VNNI only the input in float meets 0.99988 (cosine 0.999888); on AVX2 (other integer kernels) a
+    # and m together do. The estimated order floats more than that, and the way back to INT8 returns the rest.
     evaluator = activations.Evaluator(model, original, batches, Gates(min_cosine=0.99988), rank_batches=batches)
     result = activations.search_budget(evaluator, candidates, {}, "entropy")
-    assert result.met and result.float_tensors == ["x"]
+    assert result.met and len(result.float_tensors) <= 2
+    for name in result.float_tensors:  # none of them could go back to INT8
+        assert not evaluator.meets(evaluator.score([other for other in result.float_tensors if other != name]))
     from compress_export.search.sensitivity_report import markdown
 
     assert any("ranked by each one's own rounding error" in line for line in markdown(result.to_dict()))

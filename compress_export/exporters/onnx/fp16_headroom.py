@@ -29,25 +29,49 @@ def float_peaks(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[st
     return {name: float(np.nanmax(np.abs(value))) if np.size(value) else 0.0 for name, value in values.items()}
 
 
-def overflow_risks(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None) -> list[str]:
-    """Nodes of the FP32 graph that write or read a tensor beyond HEADROOM on `feeds` (or not finite): the
-    tensor stays FP32 only if its producer and its readers all do."""
-    if not feeds:
-        return []
-    peaks = float_peaks(model, feeds)
-    peaks.update({name: float(np.nanmax(np.abs(value))) for name, value in feeds.items()
-                  if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value)})
+def calibrated_peaks(ranges) -> dict[str, float]:
+    """The largest finite magnitude of each tensor over the whole calibration set (its histogram's extremes; the
+    calibrated range where the table was read from a file), or {} without a range table."""
+    if ranges is None:
+        return {}
+    peaks = {name: ranges.amax(name) for name in ranges.ranges}
+    peaks.update({name: max(abs(hist.min), abs(hist.max)) for name, hist in ranges.histograms.items()
+                  if getattr(hist, "count", 0) and np.isfinite(hist.min) and np.isfinite(hist.max)})
+    return peaks
+
+
+def overflow_risks(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None,
+                   known_peaks: dict[str, float] | None = None) -> list[str]:
+    """Nodes of the FP32 graph that write or read a tensor beyond HEADROOM on `feeds` or in `known_peaks` (the
+    whole calibration set's; or not finite): the tensor stays FP32 only if its producer and its readers all do."""
+    peaks = dict(known_peaks or {})
+    if feeds:
+        for name, peak in float_peaks(model, feeds).items():
+            peaks[name] = max(peak, peaks.get(name, 0.0)) if np.isfinite(peak) else peak
+        peaks.update({name: float(np.nanmax(np.abs(value))) for name, value in feeds.items()
+                      if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value)})
     risky = {name for name, peak in peaks.items() if not np.isfinite(peak) or peak > HEADROOM}
     return [node.name for node in model.graph.node if risky & {*node.input, *node.output}]
 
 
-def mixed_fp16(model: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, np.ndarray] | None
-               ) -> tuple[onnx.ModelProto, list[str]]:
-    """`model` in FP16 with inputs and outputs FP32, the layers at risk on `feeds` (found on `fp32`, whose node
-    names `model` shares) kept FP32; and those layers. Raises what the converter raises."""
+def wide_qdq_nodes(model: onnx.ModelProto) -> list[str]:
+    """QuantizeLinear/DequantizeLinear nodes of a tensor whose range reaches past HEADROOM (scale x 127): in FP16
+    their scale or their dequantized output would overflow, so they keep FP32 scales."""
+    scales = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[1] in scales
+            and np.size(scales[node.input[1]]) and float(np.max(np.abs(scales[node.input[1]]))) * 127 > HEADROOM]
+
+
+def mixed_fp16(model: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, np.ndarray] | None,
+               known_peaks: dict[str, float] | None = None) -> tuple[onnx.ModelProto, list[str]]:
+    """`model` in FP16 with inputs and outputs FP32, the layers at risk on `feeds` or `known_peaks` (found on
+    `fp32`, whose node names `model` shares) and the Q/DQ nodes of wide tensors kept FP32; and those nodes.
+    Raises what the converter raises."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    kept = overflow_risks(fp32, feeds)
+    kept = overflow_risks(fp32, feeds, known_peaks)
+    kept += [name for name in wide_qdq_nodes(model) if name not in set(kept)]
     converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=kept)
     _drop_fp16_round_trips(converted.graph)
     sort_topologically(converted.graph)  # the converter appends the input casts at the end

@@ -37,12 +37,12 @@ def export_fp32(ctx: ExportContext) -> Artifact:
 def export_fp16(ctx: ExportContext) -> Artifact:
     """FP16 with FP32 inputs and outputs; layers whose tensors come near FP16's limit on the calibration data (a
     norm's sum of squares, a time embedding, logits) stay FP32."""
-    from .fp16_headroom import mixed_fp16
+    from .fp16_headroom import calibrated_peaks, mixed_fp16
 
     fp32 = onnx.load(str(ctx.fp32_onnx))
     feeds = next(iter(ctx.calibration.batches()), None) if ctx.calibration is not None else None
     try:
-        model, kept = mixed_fp16(fp32, fp32, feeds)
+        model, kept = mixed_fp16(fp32, fp32, feeds, calibrated_peaks(ctx.ranges))
     except Exception as exc:
         raise ExportError(f"FP16 conversion failed: {str(exc).splitlines()[0][:200]}") from None
     save(model, ctx.bundle_dir / MODEL_FILE)

@@ -22,7 +22,8 @@ class MixedPrecision:
     kept_fp32: tuple[str, ...]  # nodes whose outputs left too little FP16 headroom
 
 
-def to_mixed_fp16(qdq: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, np.ndarray] | None) -> MixedPrecision:
+def to_mixed_fp16(qdq: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, np.ndarray] | None,
+                  known_peaks: dict[str, float] | None = None) -> MixedPrecision:
     """`qdq` with its float layers, weights and Q/DQ scales in FP16, inputs and outputs kept FP32. Node names
     are shared by the FP32 graph and its QDQ rewrite, so the risks found on the first apply to the second."""
     if default_opset(qdq) < FP16_QDQ_OPSET:
@@ -33,7 +34,7 @@ def to_mixed_fp16(qdq: onnx.ModelProto, fp32: onnx.ModelProto, feeds: dict[str, 
                               f"{default_opset(qdq)} ({str(exc).splitlines()[0][:160]}); "
                               "keep the float layers FP32 with --trt-float fp32") from None
     try:
-        converted, kept = mixed_fp16(qdq, fp32, feeds)
+        converted, kept = mixed_fp16(qdq, fp32, feeds, known_peaks)
     except Exception as exc:
         raise ExportError(f"FP16 conversion of the trt-int8 graph failed ({str(exc).splitlines()[0][:160]}); "
                           "keep the float layers FP32 with --trt-float fp32") from None

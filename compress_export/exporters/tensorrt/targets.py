@@ -77,13 +77,14 @@ def _write_float_precision(ctx: ExportContext, quantized: onnx.ModelProto, path)
     """The unquantized layers in FP16 (the default), recorded in the model's metadata for the linter."""
     if ctx.options.float_precision != "fp16":
         return ["float layers FP32 (--trt-float fp32): under TensorRT 11 they run in FP32"]
+    from ..onnx.fp16_headroom import calibrated_peaks
     from .fp16 import to_mixed_fp16
 
     feeds = next(iter(ctx.calibration.batches()), None) if ctx.calibration is not None else None
-    mixed = to_mixed_fp16(quantized, onnx.load(str(ctx.fp32_onnx)), feeds)
+    mixed = to_mixed_fp16(quantized, onnx.load(str(ctx.fp32_onnx)), feeds, calibrated_peaks(ctx.ranges))
     set_metadata(mixed.model, {FP32_LAYERS_KEY: ",".join(mixed.kept_fp32)})
     save(mixed.model, path)
-    kept = f"; {len(mixed.kept_fp32)} kept FP32 (outputs beyond FP16 headroom on the calibration data: " \
+    kept = f"; {len(mixed.kept_fp32)} kept FP32 (tensors beyond FP16 headroom on the calibration data: " \
            f"{', '.join(mixed.kept_fp32[:5])}{', ...' if len(mixed.kept_fp32) > 5 else ''})" if mixed.kept_fp32 else ""
     return [f"float layers FP16 in the ONNX, Q/DQ scales FP16 at opset 19 (TensorRT 11 strong typing){kept}"]
 
