@@ -40,28 +40,36 @@ def add_sampler_section(report, sampler, folder: Path | None) -> None:
                   "|---|---|---|---|---|---|"]
         reference, candidate = report.bench["per_image"]["reference"], report.bench["per_image"]["candidate"]
         label = f"{calls} call{'s' if calls != 1 else ''}"
-        lines += [f"| {label} | {batch} | {reference[batch]['ms']:.1f} | {stats['ms']:.1f} | "
-                  f"{reference[batch]['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
-                  for batch, stats in candidate.items() if batch in reference]
-        timed = [f"| whole loop, timed | {batch} | {fp32['ms']:.1f} | {stats['ms']:.1f} | "
-                 f"{fp32['images_per_s']:.2f} | {stats['images_per_s']:.2f} |"
-                 for batch, stats, fp32 in _timed_loop(report.bench)]
+        lines += [_row(label, batch, reference.get(batch), stats) for batch, stats in candidate.items()]
+        timed = [_row("whole loop, timed", batch, fp32, stats) for batch, stats, fp32 in _timed_loop(report.bench)]
         lines += [*timed, "", f"Per image: {report.bench['per_image']['method']}"
-                  + ("; the timed rows: the whole loop run (FP32 and this artifact interleaved in one process)."
-                     if timed else ".")]
+                  + ("; the timed rows: the whole loop run (FP32, where the bundle carries it, and this artifact "
+                     "interleaved in one process)." if timed else ".")]
     if folder is not None and count > 1:
         _plot(steps, folder / "sampler_steps.png")
         lines += ["", "The curve: `sampler_steps.png`."]
     report.sections.append(("Sampler", lines))
 
 
+def _row(label: str, batch, fp32: dict | None, this: dict) -> str:
+    fp32 = fp32 or {}
+    return (f"| {label} | {batch} | {_number(fp32.get('ms'), '.1f')} | {this['ms']:.1f} | "
+            f"{_number(fp32.get('images_per_s'), '.2f')} | {this['images_per_s']:.2f} |")
+
+
+def _number(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _timed_loop(bench: dict):
-    """(batch, candidate, reference) per image from the timed whole-loop runs, where the benchmark made them."""
+    """(batch, candidate, reference or None) per image from the timed whole-loop runs, where the benchmark made
+    them (`validate` of a bundle without its FP32 baseline times the artifact alone)."""
     loop = bench.get("per_image_loop") or {}
     for batch, stats in (loop.get("candidate") or {}).items():
-        reference = (loop.get("reference") or {}).get(batch)
-        if reference and stats.get("p50_ms") and reference.get("p50_ms"):
-            yield batch, _per_image(stats["p50_ms"], int(batch)), _per_image(reference["p50_ms"], int(batch))
+        reference = (loop.get("reference") or {}).get(batch) or {}
+        if stats.get("p50_ms"):
+            yield (batch, _per_image(stats["p50_ms"], int(batch)),
+                   _per_image(reference["p50_ms"], int(batch)) if reference.get("p50_ms") else None)
 
 
 def _per_image(loop_ms: float, batch: int) -> dict:

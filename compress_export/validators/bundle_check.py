@@ -23,7 +23,7 @@ from ..runtimes.machine import platform_info
 from ..samplers import TRAJECTORY, get_sampler
 from ..specs import TensorSpec
 from .analysis import analysis_warnings, artifact_analysis
-from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess
+from .bench import BenchSettings, latency_in_subprocess, memory_in_subprocess, sampler_loop_in_subprocess
 from .cross_machine import differences
 from .cross_machine import warnings as cross_machine_warnings
 from .evaluate import compare
@@ -67,7 +67,7 @@ def check_bundle(folder: Path, manifest: dict, target, limits, bench: BenchSetti
     report.warnings += analysis_warnings(report.analysis)
     if bench is not None:
         sample = {name: value[: max(bench.batches)] for name, value in inputs.items()}
-        report.bench = _bench_here(folder, manifest, (artifact["runtime"], path), sample, bench)
+        report.bench = _bench_here(folder, manifest, (artifact["runtime"], path), sample, bench, validation.sampler)
         report.warnings += noise_warnings(report.bench.get("a_a", {}))
     add_sampler_section(report, validation.sampler, None)
     return report
@@ -87,23 +87,30 @@ def _check_reference(folder: Path, specs: list[TensorSpec], output_names, inputs
         raise UsageError(f"{folder / 'reference'}: the arrays hold different numbers of samples ({counts})")
 
 
-def _bench_here(folder: Path, manifest: dict, model: tuple[str, Path], sample: dict, bench: BenchSettings) -> dict:
+def _bench_here(folder: Path, manifest: dict, model: tuple[str, Path], sample: dict, bench: BenchSettings,
+                sampler=None) -> dict:
     """The artifact's latency and memory on this machine; beside its FP32 baseline (and a second copy of it, the
-    A/A check) when the bundle carries one (`--with-baseline`), so the speed-up is this device's."""
+    A/A check) when the bundle carries one (`--with-baseline`), so the speed-up is this device's. A generator's whole
+    sampler loop per image too, beside the baseline's where there is one."""
     runtime, path = model
     memory = memory_in_subprocess(runtime, path, sample, bench)
     carried = manifest.get("baseline")
+    reference = (carried["runtime"], folder / carried["path"]) if carried else None
     if not carried:
         (by_batch,) = latency_in_subprocess([model], sample, bench)
-        return {"candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench)}
-    reference = (carried["runtime"], folder / carried["path"])
-    base, twin, by_batch = latency_in_subprocess([reference, reference, model], sample, bench)
-    result = {"reference": flat_bench(base, memory_in_subprocess(*reference, sample, bench),
-                                      artifact_bytes(reference[1]), bench),
-              "candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench),
-              "a_a": {b: stats["p50_ms"] / twin[b]["p50_ms"] for b, stats in base.items() if b in twin},
-              "method": "the bundle's FP32 baseline, a second copy of it and the artifact timed interleaved here"}
-    result["ratios"] = ratios(result["reference"], result["candidate"])
+        result = {"candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench)}
+    else:
+        base, twin, by_batch = latency_in_subprocess([reference, reference, model], sample, bench)
+        result = {"reference": flat_bench(base, memory_in_subprocess(*reference, sample, bench),
+                                          artifact_bytes(reference[1]), bench),
+                  "candidate": flat_bench(by_batch, memory, artifact_bytes(path), bench),
+                  "a_a": {b: stats["p50_ms"] / twin[b]["p50_ms"] for b, stats in base.items() if b in twin},
+                  "method": "the bundle's FP32 baseline, a second copy of it and the artifact timed interleaved here"}
+        result["ratios"] = ratios(result["reference"], result["candidate"])
+    if sampler is not None:
+        loop = sampler_loop_in_subprocess([*([reference] if reference else []), model], sample, bench, sampler)
+        result["per_image_loop"] = {"candidate": loop[-1], **({"reference": loop[0]} if reference else {}),
+                                    "method": "the whole sampler per image, timed here"}
     return result
 
 

@@ -78,9 +78,10 @@ def test_ddim_run_measures_the_final_images_and_every_step(ddpm, tmp_path):
     assert "## Sampler" in (out / "onnx-int8" / "report.md").read_text()
     assert (out / "onnx-int8" / "sampler_steps.png").is_file()
 
-    again = json.loads(CliRunner().invoke(cli, ["validate", str(out / "onnx-int8"), "--no-bench", "--json",
-                                                "-q"]).output)
+    again = json.loads(CliRunner().invoke(cli, ["validate", str(out / "onnx-int8"), "--bench-batch", "1",
+                                                "--bench-runs", "3", "--json", "-q"]).output)
     assert again["metrics"]["candidate"]["sampler_steps"]["psnr_db"] == pytest.approx(steps["psnr_db"], abs=1e-6)
+    assert again["bench"]["per_image_loop"]["candidate"]["1"]["p50_ms"] > 0  # the whole loop, timed where it runs
 
 
 

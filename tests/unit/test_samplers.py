@@ -224,3 +224,18 @@ def test_the_sampler_section_shows_the_derived_and_the_timed_cost_per_image(tmp_
                              bench=None, sections=[])
     add_sampler_section(report, None, tmp_path / "none")
     assert "none given (the model's output is the image), 1 denoiser call(s)" in report.sections[0][1][0]
+
+
+def test_validate_without_the_fp32_baseline_shows_the_artifacts_own_loop_time(tmp_path):
+    from types import SimpleNamespace
+
+    from compress_export.report.sampler_section import add_sampler_section
+
+    steps = {"cosine": [0.99, 0.98], "psnr_db": [40.0, 35.0], "images": 8}
+    bench = {"candidate": {"by_batch": {"1": {"p50_ms": 5.0}}},
+             "per_image_loop": {"candidate": {"1": {"p50_ms": 12.0}}}}
+    report = SimpleNamespace(metrics={"candidate": {"sampler_steps": steps}}, bench=bench, sections=[])
+    add_sampler_section(report, get_sampler("ddim:steps=2"), None)
+    text = "\n".join(report.sections[0][1])
+    assert "| 2 calls | 1 | - | 10.0 | - | 100.00 |" in text
+    assert "| whole loop, timed | 1 | - | 12.0 | - | 83.33 |" in text
