@@ -4,6 +4,8 @@ writes it as it is; trt-int8 around its Q/DQ pairs (exporters/tensorrt/fp16.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import onnx
 
@@ -16,13 +18,15 @@ FP16_MAX = 65504.0
 HEADROOM = FP16_MAX / 16
 
 
-def float_peaks(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, float]:
-    """The largest magnitude each float tensor of the main graph reaches on `feeds`."""
+def float_peaks(model: onnx.ModelProto, feeds: dict[str, np.ndarray], known: Collection[str] = ()) -> dict[str, float]:
+    """The largest magnitude each float tensor of the main graph reaches on `feeds`, bar those `known` already
+    (a run that returns every tensor holds them all in memory at once: gigabytes for a 128x128 UNet at batch 16)."""
     inferred = with_inferred_shapes(model)
     typed = {value.name: value.type.tensor_type.elem_type
              for value in (*inferred.graph.value_info, *inferred.graph.output)}
+    known = set(known)
     names = [name for node in model.graph.node for name in node.output
-             if name and typed.get(name) == onnx.TensorProto.FLOAT]
+             if name and typed.get(name) == onnx.TensorProto.FLOAT and name not in known]
     if not names:
         return {}
     values = session_with_outputs(model, names)(feeds)
@@ -46,8 +50,7 @@ def overflow_risks(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None,
     whole calibration set's; or not finite): the tensor stays FP32 only if its producer and its readers all do."""
     peaks = dict(known_peaks or {})
     if feeds:
-        for name, peak in float_peaks(model, feeds).items():
-            peaks[name] = max(peak, peaks.get(name, 0.0)) if np.isfinite(peak) else peak
+        peaks.update(float_peaks(model, feeds, known=peaks))  # the whole calibration set's peak where it has one
         peaks.update({name: float(np.nanmax(np.abs(value))) for name, value in feeds.items()
                       if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value)})
     risky = {name for name, peak in peaks.items() if not np.isfinite(peak) or peak > HEADROOM}
