@@ -43,9 +43,13 @@ def markdown(search: dict) -> list[str]:
              f"({len(search['kept_in_float'])} activation(s) kept in float): cosine {final['cosine']:.4f} "
              f"({shipped}): {verdict}. {search['evaluations']} evaluations on {search['subsample']} held-out "
              f"samples{confirmed}; {search['seconds']:.1f} s.", ""]
-    if search.get("stopped_at_time_limit"):
+    if search.get("stopped_at_time_limit") and search["budget_met"]:
         lines += ["Bringing float tensors back to INT8 stopped at the search's time limit (--search-minutes): the "
                   "float set above meets the budget; more time could quantize more of it.", ""]
+    elif search.get("stopped_at_time_limit"):
+        lines += ["The search stopped at its time limit (--search-minutes) before any float set met the budget; "
+                  "more time could float more, or the activations still quantized (per-layer error) need better "
+                  "ranges.", ""]
     estimate = search.get("estimate")
     if estimate and abs(estimate["cosine"] - final["cosine"]) > 5e-5:
         lines += [f"The search's own trial of that set read cosine {estimate['cosine']:.4f}; the shipped graph "

@@ -349,6 +349,14 @@ def test_past_the_time_limit_the_way_back_to_int8_stops_at_the_first_set_that_sh
     assert unlimited.met and sorted(unlimited.float_tensors) == ["a", "b"] and not unlimited.stopped
     assert limited.met and limited.stopped and limited.to_dict()["stopped_at_time_limit"]
     assert {"a", "b"} < set(limited.float_tensors) and len(limited.float_tensors) < 8  # something came back
+    from compress_export.search.sensitivity_report import markdown
+
+    said = " ".join(markdown(limited.to_dict()))
+    assert "the budget holds" in said and "the float set above meets the budget" in said
+    missed = {**limited.to_dict(), "budget_met": False}  # a search that ran out of time before anything met it
+    said = " ".join(markdown(missed))
+    assert "no fallback set meets the budget" in said and "meets the budget;" not in said
+    assert "before any float set met the budget" in said
 
 
 def test_an_overflowed_tensors_infinite_error_ranks_first_and_still_plots(tmp_path):
