@@ -17,7 +17,6 @@ PROXIES = ("onnxruntime-exact",)
 SAMPLES = 32
 AGREEMENT = 0.99  # the smallest cosine at which two runtimes count as computing the same graph
 SECOND = "openvino"
-VNNI = {"avx512_vnni", "avx_vnni", "amx_int8"}  # integer dot products that sum in 32 bits
 
 
 def agreement(probe: ArtifactProbe, other: str, batches: list) -> dict:
@@ -58,13 +57,12 @@ class SecondRuntime(ArtifactMetric):
             cosines = agreement(probe, SECOND, batches)
         except CompressExportError as error:  # the cross-check's own failure: said, never the artifact's
             return {"runtime": probe.runtime, "second": SECOND, "agree": None, "error": str(error)}
-        from ..runtimes.machine import cpu_info
+        from ..runtimes.machine import has_vnni
 
         worst = min(cosines.values(), default=1.0)
-        features = set(cpu_info().get("features", "").split(", "))
         return {"runtime": probe.runtime, "second": SECOND, "samples": sum(
             len(next(iter(feeds.values()))) for feeds, _, _ in batches), "cosine": cosines,
-            "agree": worst >= AGREEMENT, "threshold": AGREEMENT, "vnni": bool(VNNI & features)}
+            "agree": worst >= AGREEMENT, "threshold": AGREEMENT, "vnni": has_vnni()}
 
     def warnings(self, result: dict) -> list[str]:
         if result.get("error"):

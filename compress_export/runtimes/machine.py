@@ -16,6 +16,7 @@ from .providers import current_provider
 # CPU features that change INT8 results or speed: without VNNI onnxruntime's signed INT8 kernels can
 # saturate, and VNNI/AMX decide how much faster INT8 runs.
 INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+VNNI_FEATURES = {"avx512_vnni", "avx_vnni", "amx_int8"}  # integer dot products that sum in 32 bits
 
 
 NODE_ENV = "COMPRESS_EXPORT_NODE"  # a fleet names the cluster node a job runs on
@@ -69,6 +70,11 @@ def cpu_info() -> dict[str, str]:
     flags = set(fields.get("flags", "").split())
     present = ", ".join(feature for feature in INT8_FEATURES if feature in flags)
     return {"model": fields.get("model name", ""), "features": present or "none of " + "/".join(INT8_FEATURES)}
+
+
+def has_vnni() -> bool:
+    """Whether the CPU sums INT8 products in 32 bits (without, AVX2 kernels sum pairs in 16 bits and can saturate)."""
+    return bool(VNNI_FEATURES & set(cpu_info().get("features", "").split(", ")))
 
 
 def _version(name: str) -> str:

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compress_export.metrics.base import ArtifactProbe
 from compress_export.metrics.second_runtime import METRIC as SECOND_RUNTIME
 from compress_export.runtimes import open_runner
-from compress_export.runtimes.machine import cpu_info
+from compress_export.runtimes.machine import has_vnni
 from compress_export.runtimes.openvino_qdq import signed_activation_pairs, unsigned_activations
 from compress_export.validators.analysis import analysis_warnings
 
@@ -55,10 +55,6 @@ def exact(model: onnx.ModelProto) -> np.ndarray:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return session.run(None, feeds())[0]
-
-
-def has_vnni() -> bool:
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu_info().get("features", "").split(", ")))
 
 
 def cosine(a, b) -> float:
